@@ -1,0 +1,91 @@
+"""steplift: run one step of an ML pipeline as a GPU training job on any cloud.
+
+    import steplift
+
+    @steplift.step(resources={"gpu": "A10G:1"}, max_runtime=3600)
+    def train(epochs: int) -> dict[str, float]: ...
+
+    metrics = train(3)   # runs as a job through the configured operator
+
+Names are imported on first use, so ``import steplift`` stays cheap and never imports a
+cloud SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # SDK
+    "step": "steplift.sdk",
+    "submit": "steplift.sdk",
+    "run_command": "steplift.sdk",
+    "StepFunction": "steplift.sdk",
+    "StepHandle": "steplift.sdk",
+    "run": "steplift.runs",
+    "Run": "steplift.runs",
+    # contract
+    "StepOperator": "steplift.operator",
+    "StepOperatorConfig": "steplift.operator",
+    "Flavor": "steplift.operator",
+    "LaunchObserver": "steplift.operator",
+    "StepRunInfo": "steplift.models",
+    "Resources": "steplift.models",
+    "JobHandle": "steplift.models",
+    "JobStatus": "steplift.models",
+    "LogChunk": "steplift.models",
+    "JobState": "steplift.states",
+    "FailureKind": "steplift.states",
+    "PollPolicy": "steplift.polling",
+    "ArtifactStore": "steplift.store",
+    "create_operator": "steplift.config",
+    "load_config": "steplift.config",
+    # errors
+    "StepliftError": "steplift.errors",
+    "ConfigError": "steplift.errors",
+    "FlavorNotFound": "steplift.errors",
+    "IntegrityError": "steplift.errors",
+    "StepError": "steplift.errors",
+    "StepFailed": "steplift.errors",
+    "StepTimeout": "steplift.errors",
+    "StepCancelled": "steplift.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'steplift' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:
+    from steplift.config import create_operator, load_config
+    from steplift.errors import (
+        ConfigError,
+        FlavorNotFound,
+        IntegrityError,
+        StepCancelled,
+        StepError,
+        StepFailed,
+        StepliftError,
+        StepTimeout,
+    )
+    from steplift.models import JobHandle, JobStatus, LogChunk, Resources, StepRunInfo
+    from steplift.operator import Flavor, LaunchObserver, StepOperator, StepOperatorConfig
+    from steplift.polling import PollPolicy
+    from steplift.runs import Run, run
+    from steplift.sdk import StepFunction, StepHandle, run_command, step, submit
+    from steplift.states import FailureKind, JobState
+    from steplift.store import ArtifactStore

@@ -1,0 +1,151 @@
+"""The container side: ``python -m steplift.entrypoint --execution-info-uri URI ...``.
+
+Loads the execution info from the artifact store, verifies every SHA-256 digest before
+anything is decoded, imports the step by ``module:qualname``, loads its inputs, runs it and
+writes the result record (the value, or the exception's type, message and traceback). Exits
+non-zero when the step failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+import traceback
+from typing import Any
+
+from steplift.errors import ConfigError
+from steplift.execution import ExecutionInfo, ResultRecord
+from steplift.payloads import read_payload, read_verified, write_payload
+from steplift.store import ArtifactStore, store_for_uri
+
+EXECUTION_INFO_URI_OPTION = "execution_info_uri"
+EXECUTION_INFO_SHA256_OPTION = "execution_info_sha256"
+
+EXIT_STEP_FAILED = 1
+EXIT_CANNOT_START = 2
+
+
+class StepEntrypointConfiguration:
+    """Builds the command that runs a step in a job, and runs it there."""
+
+    @classmethod
+    def get_entrypoint_command(cls) -> list[str]:
+        """The command that starts the entrypoint; arguments follow it."""
+        return ["python", "-m", "steplift.entrypoint"]
+
+    @classmethod
+    def get_entrypoint_options(cls) -> set[str]:
+        """The options :meth:`get_entrypoint_arguments` needs."""
+        return {EXECUTION_INFO_URI_OPTION, EXECUTION_INFO_SHA256_OPTION}
+
+    @classmethod
+    def get_entrypoint_arguments(cls, **kwargs: Any) -> list[str]:
+        """The arguments for the command, from the options by name."""
+        missing = cls.get_entrypoint_options() - kwargs.keys()
+        if missing:
+            raise ConfigError(f"entrypoint arguments missing: {', '.join(sorted(missing))}")
+        unknown = kwargs.keys() - cls.get_entrypoint_options()
+        if unknown:
+            raise ConfigError(f"unknown entrypoint arguments: {', '.join(sorted(unknown))}")
+        arguments: list[str] = []
+        for option in sorted(cls.get_entrypoint_options()):
+            arguments += ["--" + option.replace("_", "-"), str(kwargs[option])]
+        return arguments
+
+    @classmethod
+    def parse_arguments(cls, argv: list[str]) -> argparse.Namespace:
+        """Parse the arguments built by :meth:`get_entrypoint_arguments`."""
+        parser = argparse.ArgumentParser(prog="python -m steplift.entrypoint")
+        for option in sorted(cls.get_entrypoint_options()):
+            parser.add_argument("--" + option.replace("_", "-"), dest=option, required=True)
+        return parser.parse_args(argv)
+
+    def run(self, argv: list[str]) -> int:
+        """Run the step described by the arguments; return the process exit code."""
+        options = self.parse_arguments(argv)
+        uri = getattr(options, EXECUTION_INFO_URI_OPTION)
+        store = store_for_uri(uri)
+        data = read_verified(store, uri, getattr(options, EXECUTION_INFO_SHA256_OPTION))
+        info = ExecutionInfo.model_validate_json(data)
+        if info.kind == "command":
+            return self._run_command(store, info)
+        return self._run_function(store, info)
+
+    @staticmethod
+    def _run_command(store: ArtifactStore, info: ExecutionInfo) -> int:
+        command = list(info.command or [])
+        if command and command[0] in ("python", "python3"):
+            command[0] = sys.executable
+        try:
+            code = subprocess.call(command)
+        except OSError as error:
+            print(f"steplift: could not start {command[0]!r}: {error}", file=sys.stderr, flush=True)
+            record = ResultRecord(
+                status="failed",
+                exception_type=type(error).__name__,
+                exception_message=str(error),
+                exit_code=127,
+            )
+            store.put(info.result_uri, record.model_dump_json().encode())
+            return 127
+        status = "succeeded" if code == 0 else "failed"
+        record = ResultRecord(
+            status=status,
+            exit_code=code,
+            exception_message=None if code == 0 else f"command exited with code {code}",
+        )
+        store.put(info.result_uri, record.model_dump_json().encode())
+        return code if code >= 0 else 128 - code
+
+    def _run_function(self, store: ArtifactStore, info: ExecutionInfo) -> int:
+        try:
+            for folder in reversed(info.python_path):
+                if folder not in sys.path:
+                    sys.path.insert(0, folder)
+            function = resolve_step(info.step_ref or "")
+            inputs = read_payload(store, info.inputs) if info.inputs else {"args": [], "kwargs": {}}
+            value = function(*inputs["args"], **inputs["kwargs"])
+        except Exception as error:
+            # Drop this frame: the user wants their own code's traceback.
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next if error.__traceback__ else None))
+            print(text, file=sys.stderr, end="", flush=True)
+            kind = type(error)
+            record = ResultRecord(
+                status="failed",
+                exception_type=f"{kind.__module__}.{kind.__qualname__}",
+                exception_message=str(error),
+                traceback=text,
+            )
+            store.put(info.result_uri, record.model_dump_json().encode())
+            return EXIT_STEP_FAILED
+        stem = info.result_uri.rsplit("/", 1)[0] + "/output"
+        output = write_payload(store, stem, value)
+        record = ResultRecord(status="succeeded", output=output)
+        store.put(info.result_uri, record.model_dump_json().encode())
+        return 0
+
+
+def resolve_step(reference: str) -> Any:
+    """Import ``module:qualname`` and return the plain function (unwrapping a step)."""
+    module_name, _, qualname = reference.partition(":")
+    if not module_name or not qualname:
+        raise ImportError(f"step reference must be 'module:qualname', not {reference!r}")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return getattr(target, "__steplift_function__", target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry: run the entrypoint and turn setup errors into a clear exit."""
+    try:
+        return StepEntrypointConfiguration().run(sys.argv[1:] if argv is None else argv)
+    except Exception as error:  # the step did not start: say why, in the job's log
+        print(f"steplift entrypoint: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        return EXIT_CANNOT_START
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Records written to the artifact store for one step attempt.
+
+``<artifact root>/<pipeline>/<run>/<step>/<attempt>/`` holds:
+
+- ``inputs.json`` or ``inputs.pkl`` — the step's arguments (a payload with a digest);
+- ``execution_info.json`` — what to run, with the inputs' digest (its own digest travels on
+  the entrypoint command line);
+- ``output.json`` or ``output.pkl`` and ``result.json`` — written by the entrypoint when the
+  step ends: the value, or the exception's type, message and traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from steplift.payloads import PayloadRef
+from steplift.store import join_uri
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExecutionInfo(_Record):
+    """What the entrypoint runs inside the job."""
+
+    version: Literal[1] = 1
+    pipeline: str
+    run: str
+    step: str
+    attempt: int
+    kind: Literal["function", "command"]
+    step_ref: str | None = Field(default=None, description="module:qualname of the function.")
+    python_path: list[str] = Field(
+        default_factory=list, description="Folders put first on sys.path, if they exist there."
+    )
+    inputs: PayloadRef | None = None
+    command: list[str] | None = None
+    result_uri: str
+
+
+class ResultRecord(_Record):
+    """How the step ended, written by the entrypoint."""
+
+    version: Literal[1] = 1
+    status: Literal["succeeded", "failed"]
+    output: PayloadRef | None = None
+    exception_type: str | None = None
+    exception_message: str | None = None
+    traceback: str | None = None
+    exit_code: int | None = None
+
+
+def attempt_uri(root: str, pipeline: str, run: str, step: str, attempt: int) -> str:
+    """The store folder of one step attempt."""
+    return join_uri(root, pipeline, run, step, str(attempt))
+
+
+def execution_info_uri(attempt: str) -> str:
+    """Where the execution info of an attempt lives."""
+    return join_uri(attempt, "execution_info.json")
+
+
+def result_uri(attempt: str) -> str:
+    """Where the result record of an attempt lives."""
+    return join_uri(attempt, "result.json")

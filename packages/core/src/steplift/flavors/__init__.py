@@ -1,0 +1,1 @@
+"""Flavors shipped with core (``local``); cloud flavors live in their own packages."""

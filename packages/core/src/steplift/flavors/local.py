@@ -1,0 +1,241 @@
+"""The ``local`` flavor: each job is a supervised subprocess on this machine.
+
+A job lives in ``<root>/jobs/<job name>/``; the supervisor (``local_supervisor``) keeps its
+state there, so a job outlives the process that launched it and can be followed, adopted or
+cancelled from any other process, just like a cloud job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
+from steplift.operator import Flavor, StepOperator, StepOperatorConfig
+from steplift.polling import PollPolicy
+from steplift.states import FailureKind, JobState
+from steplift.store import ArtifactStore, LocalArtifactStore
+
+NEVER_STARTED_AFTER = 60.0
+"""Seconds after which a job whose supervisor never reported is declared failed."""
+
+
+class LocalStepOperatorConfig(StepOperatorConfig):
+    """Config of the ``local`` flavor."""
+
+    root: str = Field(
+        default=".steplift/local",
+        min_length=1,
+        description="Folder for jobs and artifacts (relative paths: to the working directory).",
+    )
+    working_dir: str | None = Field(
+        default=None, description="Working directory of jobs (default: the launcher's)."
+    )
+
+
+class LocalStepOperator(StepOperator):
+    """Runs each step attempt as a supervised subprocess."""
+
+    default_poll_policy = PollPolicy(initial=0.05, factor=1.5, maximum=1.0)
+
+    def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        if not isinstance(config, LocalStepOperatorConfig):
+            raise TypeError(f"the local flavor needs a LocalStepOperatorConfig, not {config!r}")
+        self.root = Path(config.root).expanduser().resolve()
+        self.jobs_dir = self.root / "jobs"
+        self._store = LocalArtifactStore()
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def flavor(self) -> str:
+        return "local"
+
+    @property
+    def local_config(self) -> LocalStepOperatorConfig:
+        """The config, typed as this flavor's."""
+        assert isinstance(self.config, LocalStepOperatorConfig)
+        return self.config
+
+    def portable_config(self) -> dict[str, Any]:
+        return {**super().portable_config(), "root": str(self.root)}
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        return self._store
+
+    @property
+    def artifact_root(self) -> str:
+        return str(self.root / "artifacts")
+
+    def _job_dir(self, handle: JobHandle) -> Path:
+        return self.jobs_dir / handle.job_id
+
+    def _handle(self, name: str) -> JobHandle:
+        return JobHandle(
+            flavor="local", job_id=name, name=name, extra={"dir": str(self.jobs_dir / name)}
+        )
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        name = info.job_name()
+        command = list(entrypoint_command)
+        if command and command[0] in ("python", "python3"):
+            # The job runs with this interpreter, so it sees the same installed packages.
+            command[0] = sys.executable
+        spec = {
+            "command": command,
+            "environment": environment,
+            "cwd": self.local_config.working_dir or os.getcwd(),
+            "max_runtime": info.max_runtime or self.config.max_runtime,
+            "attempt_key": info.attempt_key,
+            "created": time.time(),
+        }
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.jobs_dir, prefix=f".{name}."))
+        (staging / "job.json").write_text(json.dumps(spec, indent=2))
+        try:
+            # rename is atomic: of two launchers racing for one step attempt, one creates it.
+            os.rename(staging, self.jobs_dir / name)
+        except OSError:
+            (staging / "job.json").unlink()
+            staging.rmdir()
+            return self._handle(name)
+        job_dir = self.jobs_dir / name
+        child = subprocess.Popen(
+            [sys.executable, "-m", "steplift.flavors.local_supervisor", str(job_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(job_dir / "supervisor.log", "wb"),  # noqa: SIM115 - the child owns it
+            start_new_session=True,
+        )
+        (job_dir / "supervisor.pid").write_text(str(child.pid))
+        self._children[name] = child
+        return self._handle(name)
+
+    def find_job(self, info: StepRunInfo) -> JobHandle | None:
+        name = info.job_name()
+        return self._handle(name) if (self.jobs_dir / name / "job.json").exists() else None
+
+    def _supervisor_alive(self, handle: JobHandle, job_dir: Path) -> bool | None:
+        child = self._children.get(handle.job_id)
+        if child is not None:
+            return child.poll() is None  # also reaps it once it ended
+        try:
+            pid = int((job_dir / "supervisor.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        job_dir = self._job_dir(handle)
+        if not (job_dir / "job.json").exists():
+            return JobStatus(
+                state=JobState.FAILED,
+                provider_state="MISSING",
+                message=f"no local job {handle.job_id} under {self.jobs_dir}",
+                failure_kind=FailureKind.INFRASTRUCTURE,
+            )
+        try:
+            state = json.loads((job_dir / "state.json").read_text())
+        except FileNotFoundError:
+            state = {}
+        provider_state = str(state.get("state", "STARTING"))
+        if provider_state not in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            alive = self._supervisor_alive(handle, job_dir)
+            created = json.loads((job_dir / "job.json").read_text()).get("created", 0.0)
+            if alive is False or (alive is None and time.time() - created > NEVER_STARTED_AFTER):
+                return JobStatus(
+                    state=JobState.FAILED,
+                    provider_state="LOST",
+                    message="the job's supervisor process ended without recording an outcome",
+                    failure_kind=FailureKind.INFRASTRUCTURE,
+                )
+        kind = state.get("failure_kind")
+        return JobStatus(
+            state=JobState.PENDING if provider_state == "STARTING" else JobState(provider_state),
+            provider_state=provider_state,
+            message=str(state.get("message", "")),
+            failure_kind=FailureKind(kind) if kind else None,
+            exit_code=state.get("exit_code"),
+        )
+
+    def cancel(self, handle: JobHandle) -> None:
+        job_dir = self._job_dir(handle)
+        if not job_dir.is_dir():
+            return
+        (job_dir / "cancel-requested").touch()
+        try:
+            os.kill(int((job_dir / "supervisor.pid").read_text()), signal.SIGTERM)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass  # the flag file is enough once the supervisor runs
+
+    def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+        offset = int(cursor or 0)
+        try:
+            with open(self._job_dir(handle) / "output.log", "rb") as log:
+                log.seek(offset)
+                data = log.read()
+        except FileNotFoundError:
+            return LogChunk([], cursor)
+        complete = data.rfind(b"\n") + 1  # only whole lines; the rest comes next time
+        lines = data[:complete].decode("utf-8", errors="replace").splitlines()
+        return LogChunk(lines, str(offset + complete))
+
+    def running_processes(self, handle: JobHandle) -> list[int]:
+        """Pids of the job's supervisor and command that are still alive (for tests and tools)."""
+        job_dir = self._job_dir(handle)
+        pids: list[int] = []
+        try:
+            pids.append(int((job_dir / "supervisor.pid").read_text()))
+        except (FileNotFoundError, ValueError):
+            pass
+        try:
+            pid = json.loads((job_dir / "state.json").read_text()).get("pid")
+            if pid:
+                pids.append(int(pid))
+        except FileNotFoundError:
+            pass
+        alive = []
+        for pid in pids:
+            child = self._children.get(handle.job_id)
+            if child is not None and child.pid == pid and child.poll() is not None:
+                continue
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                continue
+        return alive
+
+
+class LocalFlavor(Flavor):
+    """The ``local`` flavor: the default when no config exists."""
+
+    @property
+    def name(self) -> str:
+        return "local"
+
+    @property
+    def config_class(self) -> type[StepOperatorConfig]:
+        return LocalStepOperatorConfig
+
+    @property
+    def implementation_class(self) -> type[StepOperator]:
+        return LocalStepOperator

@@ -1,0 +1,332 @@
+"""The launcher glue: write the inputs and execution info, build the entrypoint command,
+``launch`` it through an operator, read the result back.
+
+A step attempt that already has a result returns it without submitting anything; one that
+already has a job adopts it (``StepOperator.launch`` asks ``find_job`` first). Failures whose
+kind is transient (preempted, capacity, infrastructure) are retried as new attempts, up to
+``retries`` times.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from steplift.entrypoint import (
+    EXECUTION_INFO_SHA256_OPTION,
+    EXECUTION_INFO_URI_OPTION,
+    StepEntrypointConfiguration,
+)
+from steplift.errors import ConfigError, StepFailed
+from steplift.execution import (
+    ExecutionInfo,
+    ResultRecord,
+    attempt_uri,
+    execution_info_uri,
+    result_uri,
+)
+from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
+from steplift.operator import LaunchObserver, StepOperator
+from steplift.payloads import PayloadRef, encode, read_payload, sha256_hex
+from steplift.runs import Run, RunIndex, StepRecord, check_name
+from steplift.states import FailureKind
+from steplift.store import ArtifactStore, join_uri
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How a step is run: resources, limits, retries and its environment."""
+
+    resources: Resources = field(default_factory=Resources)
+    max_runtime: float | None = None
+    retries: int = 0
+    environment: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_runtime is not None and not self.max_runtime > 0:
+            raise ConfigError("must be a positive number of seconds", field="max_runtime",
+                              value=self.max_runtime, has_value=True)
+        if not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigError("must be a whole number, 0 or more", field="retries",
+                              value=self.retries, has_value=True)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What runs: a Python function by reference with its arguments, or a command."""
+
+    kind: Literal["function", "command"]
+    step_ref: str | None = None
+    python_path: tuple[str, ...] = ()
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+
+    @classmethod
+    def for_function(cls, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StepSpec:
+        """Reference a top-level function so the job can import it."""
+        module_name, python_path = _importable_module(function)
+        qualname = function.__qualname__
+        if "<locals>" in qualname or "<lambda>" in qualname:
+            raise ConfigError(
+                "steps must be importable: define the step function at the top level of a module",
+                field="step",
+                value=qualname,
+                has_value=True,
+            )
+        return cls("function", f"{module_name}:{qualname}", python_path, tuple(args), dict(kwargs))
+
+    @classmethod
+    def for_command(cls, command: list[str] | tuple[str, ...]) -> StepSpec:
+        """A plain command run as the job."""
+        if not command or not all(isinstance(part, str) for part in command):
+            raise ConfigError("a command is a non-empty list of strings", field="command",
+                              value=command, has_value=True)
+        return cls("command", command=tuple(command))
+
+
+def _importable_module(function: Any) -> tuple[str, tuple[str, ...]]:
+    """The module name the job imports the function from, and the folder that holds it."""
+    module_name = function.__module__
+    module = sys.modules.get(module_name)
+    if module_name == "__main__":
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.name:
+            module_name = spec.name
+        else:
+            file = getattr(module, "__file__", None)
+            if not file:
+                raise ConfigError(
+                    "steps defined in an interactive session cannot be imported by a job; "
+                    "put the step function in a module"
+                )
+            return Path(file).stem, (str(Path(file).resolve().parent),)
+        module = sys.modules.get(module_name, module)
+    file = getattr(module, "__file__", None)
+    if not file:
+        return module_name, ()
+    path = Path(file).resolve()
+    depth = module_name.count(".") + (1 if path.name == "__init__.py" else 0)
+    root = path.parents[depth]
+    if "site-packages" in root.parts:
+        return module_name, ()
+    return module_name, (str(root),)
+
+
+class _IndexingObserver(LaunchObserver):
+    """Keeps the run index up to date while passing events on."""
+
+    def __init__(self, inner: LaunchObserver, index: RunIndex, entry: StepRecord) -> None:
+        self.inner = inner
+        self.index = index
+        self.entry = entry
+        self.handle: JobHandle | None = None
+
+    def on_job(self, handle: JobHandle, adopted: bool) -> None:
+        self.handle = handle
+        self.entry.handle = handle
+        self.entry.state = "ADOPTED" if adopted else "SUBMITTED"
+        self.index.record(self.entry)
+        self.inner.on_job(handle, adopted)
+
+    def on_status(self, status: JobStatus) -> None:
+        if status.state.value != self.entry.state:
+            self.entry.state = status.state.value
+            self.entry.message = status.message
+            self.index.record(self.entry)
+        self.inner.on_status(status)
+
+    def on_log(self, line: str) -> None:
+        self.inner.on_log(line)
+
+    def on_warning(self, message: str) -> None:
+        self.inner.on_warning(message)
+
+
+class StepLauncher:
+    """Runs step specs through one operator and returns their results."""
+
+    def __init__(
+        self,
+        operator: StepOperator,
+        *,
+        observer: LaunchObserver | None = None,
+        index: RunIndex | None = None,
+    ) -> None:
+        self.operator = operator
+        self.observer = observer or LaunchObserver()
+        self.index = index or RunIndex()
+
+    @property
+    def store(self) -> ArtifactStore:
+        """The operator's artifact store."""
+        return self.operator.artifact_store
+
+    def run(self, spec: StepSpec, *, run: Run, step: str, options: StepOptions) -> Any:
+        """Run the step, retrying transient failures; return its value or raise."""
+        check_name("step", step)
+        attempt = 1
+        while True:
+            try:
+                return self.run_attempt(spec, run=run, step=step, attempt=attempt, options=options)
+            except StepFailed as failure:
+                if attempt > options.retries or not failure.failure_kind.is_transient:
+                    raise
+                self.observer.on_warning(
+                    f"attempt {attempt} of step {step} failed ({failure.failure_kind.value}); "
+                    f"retrying as attempt {attempt + 1} of {options.retries + 1}"
+                )
+                attempt += 1
+
+    def step_info(self, *, run: Run, step: str, attempt: int, options: StepOptions) -> StepRunInfo:
+        """The StepRunInfo of one attempt."""
+        folder = attempt_uri(self.operator.artifact_root, run.pipeline, run.name, step, attempt)
+        environment = {
+            **options.environment,
+            "STEPLIFT_JOB_PIPELINE": run.pipeline,
+            "STEPLIFT_JOB_RUN": run.name,
+            "STEPLIFT_JOB_STEP": step,
+            "STEPLIFT_JOB_ATTEMPT": str(attempt),
+        }
+        return StepRunInfo(
+            pipeline=run.pipeline,
+            run=run.name,
+            step=step,
+            attempt=attempt,
+            resources=options.resources,
+            environment=environment,
+            max_runtime=options.max_runtime or self.operator.config.max_runtime,
+            image=options.image,
+            tags=options.tags,
+            artifact_uri=folder,
+        )
+
+    def run_attempt(
+        self, spec: StepSpec, *, run: Run, step: str, attempt: int, options: StepOptions
+    ) -> Any:
+        """Run (or adopt, or read back) one attempt."""
+        info = self.step_info(run=run, step=step, attempt=attempt, options=options)
+        entry = StepRecord(
+            run=run.name,
+            pipeline=run.pipeline,
+            step=step,
+            attempt=attempt,
+            operator=self.operator.name,
+            flavor=self.operator.flavor,
+            operator_config=self.operator.portable_config(),
+            artifact_uri=info.artifact_uri,
+        )
+        stored = self._stored_result(info)
+        if stored is not None:
+            entry.state = "SUCCEEDED" if stored.status == "succeeded" else "FAILED"
+            entry.message = "result already stored; nothing submitted"
+            entry.handle = self.operator.find_job(info)
+            self.index.record(entry)
+            return self._value_of(stored, entry.handle)
+        info_uri, info_sha = self._prepare(spec, info)
+        command = StepEntrypointConfiguration.get_entrypoint_command()
+        command += StepEntrypointConfiguration.get_entrypoint_arguments(
+            **{EXECUTION_INFO_URI_OPTION: info_uri, EXECUTION_INFO_SHA256_OPTION: info_sha}
+        )
+        self.index.record(entry)
+        observer = _IndexingObserver(self.observer, self.index, entry)
+        try:
+            self.operator.launch(info, command, observer=observer)
+        except StepFailed as failure:
+            record = self._stored_result(info)
+            if record is not None and record.status == "failed":
+                raise self._remote_failure(record, observer.handle, failure) from None
+            raise
+        record = self._stored_result(info)
+        if record is None:
+            raise StepFailed(
+                f"job {observer.handle.name if observer.handle else '?'} succeeded but wrote no "
+                f"result to {result_uri(info.artifact_uri)}; is steplift installed in the image?",
+                handle=observer.handle,
+                failure_kind=FailureKind.INFRASTRUCTURE,
+            )
+        return self._value_of(record, observer.handle)
+
+    def _stored_result(self, info: StepRunInfo) -> ResultRecord | None:
+        uri = result_uri(info.artifact_uri)
+        if not self.store.exists(uri):
+            return None
+        return ResultRecord.model_validate_json(self.store.get(uri))
+
+    def _prepare(self, spec: StepSpec, info: StepRunInfo) -> tuple[str, str]:
+        """Write inputs and execution info once; a relaunch reuses what is stored."""
+        info_uri = execution_info_uri(info.artifact_uri)
+        inputs_data, inputs_format = (
+            encode({"args": list(spec.args), "kwargs": spec.kwargs})
+            if spec.kind == "function"
+            else (b"", "json")
+        )
+        inputs_ref = None
+        if spec.kind == "function":
+            suffix = "json" if inputs_format == "json" else "pkl"
+            inputs_ref = PayloadRef(
+                uri=join_uri(info.artifact_uri, f"inputs.{suffix}"),
+                format=inputs_format,
+                sha256=sha256_hex(inputs_data),
+            )
+        execution = ExecutionInfo(
+            pipeline=info.pipeline,
+            run=info.run,
+            step=info.step,
+            attempt=info.attempt,
+            kind=spec.kind,
+            step_ref=spec.step_ref,
+            python_path=list(spec.python_path),
+            inputs=inputs_ref,
+            command=list(spec.command) if spec.kind == "command" else None,
+            result_uri=result_uri(info.artifact_uri),
+        )
+        if self.store.exists(info_uri):
+            existing_blob = self.store.get(info_uri)
+            existing = ExecutionInfo.model_validate_json(existing_blob)
+            if (existing.step_ref, existing.command, existing.inputs) != (
+                execution.step_ref,
+                execution.command,
+                execution.inputs,
+            ):
+                raise ConfigError(
+                    f"step attempt {info.attempt_key} was already launched with a different "
+                    "function, command or inputs; launch it under a new run name",
+                    field="run",
+                    value=info.run,
+                    has_value=True,
+                )
+            return info_uri, sha256_hex(existing_blob)
+        if inputs_ref is not None:
+            self.store.put(inputs_ref.uri, inputs_data)
+        blob = execution.model_dump_json(indent=2).encode()
+        self.store.put(info_uri, blob)
+        return info_uri, sha256_hex(blob)
+
+    def _value_of(self, record: ResultRecord, handle: JobHandle | None) -> Any:
+        if record.status == "failed":
+            raise self._remote_failure(record, handle, None)
+        if record.output is None:
+            return record.exit_code
+        return read_payload(self.store, record.output)
+
+    @staticmethod
+    def _remote_failure(
+        record: ResultRecord, handle: JobHandle | None, failure: StepFailed | None
+    ) -> StepFailed:
+        name = handle.name if handle else "the job"
+        what = record.exception_type or "error"
+        message = record.exception_message or (failure.remote_message if failure else None) or ""
+        return StepFailed(
+            f"step failed in {name}: {what}: {message}",
+            handle=handle,
+            failure_kind=FailureKind.USER_CODE,
+            remote_type=record.exception_type,
+            remote_message=record.exception_message,
+            remote_traceback=record.traceback,
+            provider_state=failure.provider_state if failure else None,
+        )

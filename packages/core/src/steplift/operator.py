@@ -1,0 +1,353 @@
+"""The step-operator contract.
+
+:meth:`StepOperator.launch` is written once, here: adopt an existing job or submit one, wait
+with the poll policy, stream logs, cancel the remote job on an interrupt or at the deadline,
+and raise a typed error on failure. Flavors only implement the primitives ``submit``,
+``get_status``, ``cancel``, ``find_job`` and ``read_logs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from types import FrameType
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from steplift.errors import StepCancelled, StepFailed, StepTimeout
+from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_error_from
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
+from steplift.states import FailureKind, JobState
+from steplift.store import ArtifactStore
+
+
+class StepOperatorConfig(BaseModel):
+    """Base of every flavor's config: typed, frozen, and unknown fields are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="Variables set for every job of this operator."
+    )
+    max_runtime: float | None = Field(
+        default=None, gt=0, description="Default max runtime of a step, in seconds."
+    )
+
+
+class LaunchObserver:
+    """Receives what happens during :meth:`StepOperator.launch`. Every method is optional."""
+
+    def on_job(self, handle: JobHandle, adopted: bool) -> None:
+        """A job was submitted (``adopted=False``) or an existing one adopted."""
+
+    def on_status(self, status: JobStatus) -> None:
+        """The job's status changed."""
+
+    def on_log(self, line: str) -> None:
+        """A new log line (without its newline)."""
+
+    def on_warning(self, message: str) -> None:
+        """Something went wrong that does not stop the step (e.g. a log read failed)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C while a launch is waiting."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, _frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class StepOperator(ABC):
+    """Runs step attempts as jobs on one backend.
+
+    ``clock`` and ``sleep`` drive every wait, so tests can run a whole launch without
+    sleeping for real.
+    """
+
+    default_poll_policy: ClassVar[PollPolicy] = PollPolicy()
+    cancel_timeout: ClassVar[float] = 120.0
+    """How long to wait (seconds) for the provider to confirm a cancel before giving up."""
+
+    def __init__(
+        self,
+        config: StepOperatorConfig,
+        *,
+        name: str = "default",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        poll_policy: PollPolicy | None = None,
+    ) -> None:
+        self._config = config
+        self.name = name
+        self.clock = clock
+        self.sleep = sleep
+        self.poll_policy = poll_policy or self.default_poll_policy
+
+    @property
+    def config(self) -> StepOperatorConfig:
+        """This operator's validated config."""
+        return self._config
+
+    def portable_config(self) -> dict[str, Any]:
+        """The config as JSON-able data that rebuilds this operator from any working directory."""
+        return self.config.model_dump(mode="json")
+
+    @property
+    @abstractmethod
+    def flavor(self) -> str:
+        """The flavor name (``local``, ``sagemaker``, ...)."""
+
+    @property
+    @abstractmethod
+    def artifact_store(self) -> ArtifactStore:
+        """The store that holds execution info, inputs and results for this operator."""
+
+    @property
+    @abstractmethod
+    def artifact_root(self) -> str:
+        """The store URI under which step attempts are laid out."""
+
+    # -- primitives every flavor implements -------------------------------------------------
+
+    @abstractmethod
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        """Create the provider job that runs ``entrypoint_command``; return its handle."""
+
+    @abstractmethod
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        """Ask the provider for the job's current status."""
+
+    @abstractmethod
+    def cancel(self, handle: JobHandle) -> None:
+        """Ask the provider to stop the job (returns before it has stopped)."""
+
+    @abstractmethod
+    def find_job(self, info: StepRunInfo) -> JobHandle | None:
+        """The existing job for this step attempt, if the provider has one."""
+
+    @abstractmethod
+    def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+        """Log lines after ``cursor`` (None: from the start), and the next cursor."""
+
+    def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
+        """Statuses of many jobs by job id; flavors with a list API override this."""
+        return {handle.job_id: self.get_status(handle) for handle in handles}
+
+    # -- the launch, written once -----------------------------------------------------------
+
+    def job_environment(self, info: StepRunInfo) -> dict[str, str]:
+        """The environment of the job: the operator's, then the step's on top."""
+        return {**self.config.environment, **info.environment}
+
+    def launch(
+        self,
+        info: StepRunInfo,
+        entrypoint_command: list[str],
+        *,
+        observer: LaunchObserver | None = None,
+    ) -> None:
+        """Run the step attempt as a job and wait until it ends.
+
+        Adopts the existing job of the same step attempt instead of submitting twice. Returns
+        when the job succeeded; raises :class:`StepFailed`, :class:`StepTimeout` or
+        :class:`StepCancelled` otherwise. Ctrl-C or SIGTERM cancels the remote job first.
+        """
+        observer = observer or LaunchObserver()
+        handle: JobHandle | None = None
+        with sigterm_as_interrupt():
+            try:
+                handle = self.find_job(info)
+                adopted = handle is not None
+                if handle is None:
+                    handle = self.submit(info, entrypoint_command, self.job_environment(info))
+                observer.on_job(handle, adopted)
+                self._wait(info, handle, observer)
+            except KeyboardInterrupt as interrupt:
+                signal_number = (
+                    interrupt.signal_number if isinstance(interrupt, Terminated) else signal.SIGINT
+                )
+                self._stop_after_interrupt(info, handle, observer, int(signal_number))
+
+    def _wait(self, info: StepRunInfo, handle: JobHandle, observer: LaunchObserver) -> None:
+        max_runtime = info.max_runtime or self.config.max_runtime
+        deadline = self.clock() + max_runtime if max_runtime else None
+        delays = self.poll_policy.delays()
+        cursor: str | None = None
+        last: JobStatus | None = None
+        while True:
+            status = self.get_status(handle)
+            if status != last:
+                observer.on_status(status)
+                last = status
+            cursor = self._pump_logs(handle, cursor, observer)
+            if status.state.is_terminal:
+                self._conclude(handle, status, max_runtime)
+                return
+            if deadline is not None and self.clock() >= deadline:
+                final = self._cancel_and_confirm(handle, observer)
+                self._pump_logs(handle, cursor, observer)
+                raise StepTimeout(
+                    f"job {handle.name} ran past its max runtime of {max_runtime:g} s and "
+                    f"was {'stopped' if final else 'asked to stop'}",
+                    handle=handle,
+                    max_runtime=max_runtime,
+                )
+            delay = next(delays)
+            if deadline is not None:
+                delay = max(0.0, min(delay, deadline - self.clock()))
+            self.sleep(delay)
+
+    def _pump_logs(self, handle: JobHandle, cursor: str | None, observer: LaunchObserver) -> str | None:
+        try:
+            chunk = self.read_logs(handle, cursor)
+        except Exception as error:  # logs are best effort: never lose track of a paid job
+            observer.on_warning(f"could not read logs of {handle.name}: {error}")
+            return cursor
+        for line in chunk.lines:
+            observer.on_log(line)
+        return chunk.cursor
+
+    @staticmethod
+    def _conclude(handle: JobHandle, status: JobStatus, max_runtime: float | None) -> None:
+        if status.state is JobState.SUCCEEDED:
+            return
+        detail = f": {status.message}" if status.message else ""
+        if status.state is JobState.CANCELLED:
+            raise StepCancelled(f"job {handle.name} was cancelled{detail}", handle=handle)
+        kind = status.failure_kind
+        if kind is None:
+            kind = FailureKind.USER_CODE if status.exit_code else FailureKind.INFRASTRUCTURE
+        if kind is FailureKind.TIMEOUT:
+            raise StepTimeout(
+                f"job {handle.name} ran past its max runtime{detail}",
+                handle=handle,
+                max_runtime=max_runtime,
+            )
+        raise StepFailed(
+            f"job {handle.name} failed ({kind.value}){detail}",
+            handle=handle,
+            failure_kind=kind,
+            provider_state=status.provider_state,
+        )
+
+    def _cancel_and_confirm(self, handle: JobHandle, observer: LaunchObserver) -> JobStatus | None:
+        """Cancel, then poll (bounded by ``cancel_timeout``) until the provider confirms."""
+        self.cancel(handle)
+        give_up = self.clock() + self.cancel_timeout
+        delays = self.poll_policy.delays()
+        while True:
+            status = self.get_status(handle)
+            observer.on_status(status)
+            if status.state.is_terminal:
+                return status
+            if self.clock() >= give_up:
+                observer.on_warning(
+                    f"{handle.name}: the provider did not confirm the cancel within "
+                    f"{self.cancel_timeout:g} s"
+                )
+                return None
+            self.sleep(max(0.0, min(next(delays), give_up - self.clock())))
+
+    def _stop_after_interrupt(
+        self,
+        info: StepRunInfo,
+        handle: JobHandle | None,
+        observer: LaunchObserver,
+        signal_number: int,
+    ) -> None:
+        name = signal.Signals(signal_number).name
+        if handle is None:
+            # The interrupt may have landed after the create call went through.
+            handle = self.find_job(info)
+            if handle is None:
+                raise StepCancelled(
+                    f"interrupted by {name} before a job was submitted", signal_number=signal_number
+                ) from None
+        try:
+            final = self._cancel_and_confirm(handle, observer)
+        except KeyboardInterrupt:
+            raise StepCancelled(
+                f"interrupted twice: stopped waiting for job {handle.name} to confirm its cancel; "
+                f"check it with `steplift status {info.run}` or cancel it again with "
+                f"`steplift cancel {info.run}`",
+                handle=handle,
+                signal_number=signal_number,
+                confirmed=False,
+            ) from None
+        state = final.state.value if final else "not yet confirmed"
+        raise StepCancelled(
+            f"interrupted by {name}: cancelled job {handle.name} ({state})",
+            handle=handle,
+            signal_number=signal_number,
+            confirmed=final is not None,
+        ) from None
+
+
+class Flavor(ABC):
+    """A kind of step operator: its name, its config model and its implementation."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The flavor name used in config files."""
+
+    @property
+    @abstractmethod
+    def config_class(self) -> type[StepOperatorConfig]:
+        """The pydantic model that validates this flavor's config."""
+
+    @property
+    @abstractmethod
+    def implementation_class(self) -> type[StepOperator]:
+        """The operator class (imported only when asked for)."""
+
+    def validate_config(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        file: str | None = None,
+        operator: str | None = None,
+    ) -> StepOperatorConfig:
+        """Validate raw config fields; one ConfigError naming file, operator, field and value."""
+        try:
+            return self.config_class.model_validate(dict(fields))
+        except ValidationError as error:
+            raise config_error_from(error, file=file, operator=operator) from None
+
+    def create(
+        self,
+        config: StepOperatorConfig,
+        *,
+        name: str = "default",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        poll_policy: PollPolicy | None = None,
+    ) -> StepOperator:
+        """Build an operator from a validated config (no API call is made)."""
+        return self.implementation_class(
+            config, name=name, clock=clock, sleep=sleep, poll_policy=poll_policy
+        )
