@@ -54,7 +54,38 @@ _EXPORTS: dict[str, str] = {
     "StepCancelled": "steplift.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ArtifactStore",
+    "ConfigError",
+    "FailureKind",
+    "Flavor",
+    "FlavorNotFound",
+    "IntegrityError",
+    "JobHandle",
+    "JobState",
+    "JobStatus",
+    "LaunchObserver",
+    "LogChunk",
+    "PollPolicy",
+    "Resources",
+    "Run",
+    "StepCancelled",
+    "StepError",
+    "StepFailed",
+    "StepFunction",
+    "StepHandle",
+    "StepOperator",
+    "StepOperatorConfig",
+    "StepRunInfo",
+    "StepTimeout",
+    "StepliftError",
+    "create_operator",
+    "load_config",
+    "run",
+    "run_command",
+    "step",
+    "submit",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -42,15 +42,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a command as a job and stream its logs")
     run.add_argument("--operator", help="configured operator to use (default: the config's)")
-    run.add_argument("--name", dest="run_name", help="run name (default: STEPLIFT_RUN or generated)")
+    run.add_argument(
+        "--name", dest="run_name", help="run name (default: STEPLIFT_RUN or generated)"
+    )
     run.add_argument("--step", help="step name within the run (default: from the command)")
     run.add_argument("--gpu", help="GPU type and count, e.g. A10G:1")
     run.add_argument("--max-runtime", type=float, help="stop the job after this many seconds")
     run.add_argument("--retries", type=int, default=0, help="retry preempted/capacity failures")
-    run.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                     help="set an environment variable in the job (repeatable)")
-    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...",
-                     help="the command to run in the job")
+    run.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an environment variable in the job (repeatable)",
+    )
+    run.add_argument(
+        "cmd", nargs=argparse.REMAINDER, metavar="-- CMD...", help="the command to run in the job"
+    )
 
     commands.add_parser("operators", help="installed flavors and configured operators")
     status = commands.add_parser("status", help="status of every step attempt of a run")
@@ -58,7 +66,9 @@ def _build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="logs of a run's jobs")
     logs.add_argument("run")
     logs.add_argument("--step", help="only this step")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep streaming until the jobs end")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="keep streaming until the jobs end"
+    )
     cancel = commands.add_parser("cancel", help="cancel the running jobs of a run")
     cancel.add_argument("run")
     commands.add_parser("list", help="runs launched from this directory")
@@ -100,9 +110,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     operator = resolve_operator(args.operator)
     err = _console(stderr=True)
     if args.gpu and operator.flavor == "local":
-        err.print(f"[yellow]steplift: the local flavor has no GPU scheduling; {args.gpu} is ignored[/]")
+        err.print(
+            f"[yellow]steplift: the local flavor has no GPU scheduling; {args.gpu} is ignored[/]"
+        )
     run = resolve_run(args.run_name)
-    err.print(f"[bold]steplift[/] run [bold]{_escape(run.name)}[/] on operator {_escape(operator.name)}")
+    err.print(
+        f"[bold]steplift[/] run [bold]{_escape(run.name)}[/] on operator {_escape(operator.name)}"
+    )
     run_command(
         command,
         operator=operator,
@@ -129,8 +143,8 @@ def _cmd_operators(_args: argparse.Namespace) -> int:
     table = Table(title="Installed flavors")
     table.add_column("flavor")
     table.add_column("provided by")
-    for name, entry in sorted(flavors.items()):
-        table.add_row(name, entry.dist.name if entry.dist else entry.value)
+    for name, entry_point in sorted(flavors.items()):
+        table.add_row(name, entry_point.dist.name if entry_point.dist else entry_point.value)
     console.print(table)
 
     config = load_config()
@@ -194,7 +208,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for record in records:
         state, message = _live_status(record)
         job = record.handle.name if record.handle else "-"
-        table.add_row(record.step, str(record.attempt), record.operator, job, state, _escape(message))
+        table.add_row(
+            record.step, str(record.attempt), record.operator, job, state, _escape(message)
+        )
     _console().print(table)
     return EXIT_OK
 
@@ -202,9 +218,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_logs(args: argparse.Namespace) -> int:
     from steplift.runs import RunIndex
 
-    records = [r for r in RunIndex().steps(args.run) if r.handle and (not args.step or r.step == args.step)]
+    records = [
+        r for r in RunIndex().steps(args.run) if r.handle and (not args.step or r.step == args.step)
+    ]
     if not records:
-        raise _usage(f"run {args.run} has no job{' for step ' + args.step if args.step else ''} yet")
+        raise _usage(
+            f"run {args.run} has no job{' for step ' + args.step if args.step else ''} yet"
+        )
     prefix = len(records) > 1
     for record in records:
         assert record.handle is not None
@@ -241,7 +261,9 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
             continue
         operator.cancel(record.handle)
         asked += 1
-        console.print(f"cancel requested: {record.step} (attempt {record.attempt}) job {record.handle.name}")
+        console.print(
+            f"cancel requested: {record.step} (attempt {record.attempt}) job {record.handle.name}"
+        )
     if not asked:
         console.print(f"run {args.run} has no running job")
     return EXIT_OK
@@ -277,9 +299,8 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise _usage(
-            f'the {args.cloud} emulator is not installed; install it with: pip install "steplift[{args.cloud}]"'
-        ) from None
+        hint = f'pip install "steplift[{args.cloud}]"'
+        raise _usage(f"the {args.cloud} emulator is not installed; add it with: {hint}") from None
     result: Any = module.main(list(args.args))
     return int(result or 0)
 

@@ -34,7 +34,9 @@ class RichObserver(LaunchObserver):
 
     def on_job(self, handle: JobHandle, adopted: bool) -> None:
         verb = "adopted existing" if adopted else "submitted"
-        self.console.print(f"[bold]steplift[/] {verb} {handle.flavor} job [bold]{escape(handle.name)}[/]")
+        self.console.print(
+            f"[bold]steplift[/] {verb} {handle.flavor} job [bold]{escape(handle.name)}[/]"
+        )
 
     def on_status(self, status: JobStatus) -> None:
         if status.provider_state == self._last:
@@ -42,7 +44,11 @@ class RichObserver(LaunchObserver):
         self._last = status.provider_state
         colour = _COLOURS.get(status.state.value, "white")
         detail = f" - {escape(status.message)}" if status.message else ""
-        provider = f" ({escape(status.provider_state)})" if status.provider_state != status.state.value else ""
+        provider = (
+            f" ({escape(status.provider_state)})"
+            if status.provider_state != status.state.value
+            else ""
+        )
         self.console.print(
             f"[dim]{self._elapsed()}[/] [{colour}]{status.state.value}[/]{provider}{detail}"
         )

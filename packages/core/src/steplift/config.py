@@ -84,7 +84,9 @@ class ProjectConfig:
         )
 
 
-def find_config_file(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+def find_config_file(
+    cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
     """The config file that applies, or None."""
     environ = os.environ if environ is None else environ
     cwd = cwd or Path.cwd()
@@ -94,11 +96,16 @@ def find_config_file(cwd: Path | None = None, environ: Mapping[str, str] | None 
         if not path.is_absolute():
             path = cwd / path
         if not path.is_file():
-            raise ConfigError(f"{CONFIG_ENV} names a file that does not exist", value=str(path), has_value=True)
+            raise ConfigError(
+                f"{CONFIG_ENV} names a file that does not exist", value=str(path), has_value=True
+            )
         return path
     for candidate in (cwd / "steplift.toml", cwd / "pyproject.toml"):
         if candidate.is_file():
-            if candidate.name == "pyproject.toml" and b"[tool.steplift" not in candidate.read_bytes():
+            if (
+                candidate.name == "pyproject.toml"
+                and b"[tool.steplift" not in candidate.read_bytes()
+            ):
                 continue
             return candidate
     return None
@@ -135,7 +142,11 @@ def parse_config(table: Mapping[str, Any], *, source: str, prefix: str = "") -> 
     default = table.get("default_operator")
     if default is not None and not isinstance(default, str):
         raise ConfigError(
-            "must be a string", file=source, field=prefix + "default_operator", value=default, has_value=True
+            "must be a string",
+            file=source,
+            field=prefix + "default_operator",
+            value=default,
+            has_value=True,
         )
     raw_operators = table.get("operators", {})
     if not isinstance(raw_operators, dict):
@@ -155,7 +166,7 @@ def parse_config(table: Mapping[str, Any], *, source: str, prefix: str = "") -> 
         flavor = body.get("flavor")
         if not isinstance(flavor, str) or not flavor:
             raise ConfigError(
-                "every operator needs flavor = \"<name>\" (e.g. local, sagemaker, vertex, azureml)",
+                'every operator needs flavor = "<name>" (e.g. local, sagemaker, vertex, azureml)',
                 file=source,
                 operator=name,
                 field="flavor",
@@ -175,7 +186,9 @@ def validate_operator(entry: OperatorEntry) -> StepOperatorConfig:
     try:
         flavor = get_flavor(entry.flavor)
     except ConfigError as error:
-        raise ConfigError(error.problem, file=entry.source, operator=entry.name, field="flavor") from None
+        raise ConfigError(
+            error.problem, file=entry.source, operator=entry.name, field="flavor"
+        ) from None
     return flavor.validate_config(entry.fields, file=entry.source, operator=entry.name)
 
 

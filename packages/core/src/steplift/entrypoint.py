@@ -90,9 +90,8 @@ class StepEntrypointConfiguration:
             )
             store.put(info.result_uri, record.model_dump_json().encode())
             return 127
-        status = "succeeded" if code == 0 else "failed"
         record = ResultRecord(
-            status=status,
+            status="succeeded" if code == 0 else "failed",
             exit_code=code,
             exception_message=None if code == 0 else f"command exited with code {code}",
         )
@@ -109,7 +108,11 @@ class StepEntrypointConfiguration:
             value = function(*inputs["args"], **inputs["kwargs"])
         except Exception as error:
             # Drop this frame: the user wants their own code's traceback.
-            text = "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next if error.__traceback__ else None))
+            text = "".join(
+                traceback.format_exception(
+                    type(error), error, error.__traceback__.tb_next if error.__traceback__ else None
+                )
+            )
             print(text, file=sys.stderr, end="", flush=True)
             kind = type(error)
             record = ResultRecord(

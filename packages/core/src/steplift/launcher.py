@@ -48,11 +48,19 @@ class StepOptions:
 
     def __post_init__(self) -> None:
         if self.max_runtime is not None and not self.max_runtime > 0:
-            raise ConfigError("must be a positive number of seconds", field="max_runtime",
-                              value=self.max_runtime, has_value=True)
+            raise ConfigError(
+                "must be a positive number of seconds",
+                field="max_runtime",
+                value=self.max_runtime,
+                has_value=True,
+            )
         if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError("must be a whole number, 0 or more", field="retries",
-                              value=self.retries, has_value=True)
+            raise ConfigError(
+                "must be a whole number, 0 or more",
+                field="retries",
+                value=self.retries,
+                has_value=True,
+            )
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,12 @@ class StepSpec:
     def for_command(cls, command: list[str] | tuple[str, ...]) -> StepSpec:
         """A plain command run as the job."""
         if not command or not all(isinstance(part, str) for part in command):
-            raise ConfigError("a command is a non-empty list of strings", field="command",
-                              value=command, has_value=True)
+            raise ConfigError(
+                "a command is a non-empty list of strings",
+                field="command",
+                value=command,
+                has_value=True,
+            )
         return cls("command", command=tuple(command))
 
 

@@ -81,7 +81,9 @@ class StepRunInfo(_Frozen):
         """The identity of this step attempt: pipeline/run/step/attempt."""
         return f"{self.pipeline}/{self.run}/{self.step}/{self.attempt}"
 
-    def job_name(self, max_length: int = 63, lowercase: bool = False, allowed: str = "A-Za-z0-9-") -> str:
+    def job_name(
+        self, max_length: int = 63, lowercase: bool = False, allowed: str = "A-Za-z0-9-"
+    ) -> str:
         """A provider job name derived deterministically from the step attempt.
 
         The readable part is sanitised to the provider's alphabet (``allowed`` is a regex

@@ -221,7 +221,9 @@ class StepOperator(ABC):
                 delay = max(0.0, min(delay, deadline - self.clock()))
             self.sleep(delay)
 
-    def _pump_logs(self, handle: JobHandle, cursor: str | None, observer: LaunchObserver) -> str | None:
+    def _pump_logs(
+        self, handle: JobHandle, cursor: str | None, observer: LaunchObserver
+    ) -> str | None:
         try:
             chunk = self.read_logs(handle, cursor)
         except Exception as error:  # logs are best effort: never lose track of a paid job

@@ -154,8 +154,12 @@ class RunIndex:
         """Every recorded attempt of a run, in launch order."""
         folder = self.root / check_name("run", run)
         if not folder.is_dir():
-            raise ConfigError(f"no run named '{run}' in {self.root}", field="run", value=run, has_value=True)
-        entries = [StepRecord.model_validate_json(path.read_text()) for path in folder.glob("*.json")]
+            raise ConfigError(
+                f"no run named '{run}' in {self.root}", field="run", value=run, has_value=True
+            )
+        entries = [
+            StepRecord.model_validate_json(path.read_text()) for path in folder.glob("*.json")
+        ]
         return sorted(entries, key=lambda entry: (entry.created, entry.step, entry.attempt))
 
     def runs(self) -> list[str]:

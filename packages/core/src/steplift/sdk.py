@@ -205,7 +205,8 @@ class StepFunction(Generic[P, R]):
         if unknown:
             raise ConfigError(f"unknown step option(s): {', '.join(sorted(unknown))}")
         merged = {
-            field.name: getattr(self.options, field.name) for field in dataclasses.fields(StepOptions)
+            field.name: getattr(self.options, field.name)
+            for field in dataclasses.fields(StepOptions)
         }
         merged.update(options)
         return StepFunction(
@@ -217,7 +218,9 @@ class StepFunction(Generic[P, R]):
             observer=observer or self.observer,
         )
 
-    def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[StepLauncher, StepSpec, Run, str]:
+    def _prepare(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[StepLauncher, StepSpec, Run, str]:
         spec = StepSpec.for_function(self.__steplift_function__, args, kwargs)
         run = resolve_run(self.run)
         launcher = StepLauncher(resolve_operator(self.operator), observer=self.observer)

@@ -53,10 +53,14 @@ class LocalArtifactStore:
         if uri.startswith("file://"):
             parsed = urlparse(uri)
             if parsed.netloc not in ("", "localhost"):
-                raise ConfigError(f"file URIs must be local, not on host '{parsed.netloc}'", value=uri)
+                raise ConfigError(
+                    f"file URIs must be local, not on host '{parsed.netloc}'", value=uri
+                )
             return Path(unquote(parsed.path))
         if "://" in uri:
-            raise ConfigError("the local artifact store only takes file:// URIs", value=uri, has_value=True)
+            raise ConfigError(
+                "the local artifact store only takes file:// URIs", value=uri, has_value=True
+            )
         return Path(uri)
 
     def put(self, uri: str, data: bytes) -> None:

@@ -7,6 +7,7 @@ cancelled from any other process, just like a cloud job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,7 +55,6 @@ class LocalStepOperator(StepOperator):
         self.root = Path(config.root).expanduser().resolve()
         self.jobs_dir = self.root / "jobs"
         self._store = LocalArtifactStore()
-        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
     def flavor(self) -> str:
@@ -112,36 +112,31 @@ class LocalStepOperator(StepOperator):
             staging.rmdir()
             return self._handle(name)
         job_dir = self.jobs_dir / name
-        child = subprocess.Popen(
-            [sys.executable, "-m", "steplift.flavors.local_supervisor", str(job_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(job_dir / "supervisor.log", "wb"),  # noqa: SIM115 - the child owns it
-            start_new_session=True,
-        )
-        (job_dir / "supervisor.pid").write_text(str(child.pid))
-        self._children[name] = child
+        # The supervisor detaches itself (double fork) and writes supervisor.pid; we only wait
+        # for the short-lived intermediate, so no child of ours is left to reap.
+        with open(job_dir / "supervisor.log", "wb") as log:
+            subprocess.run(
+                [sys.executable, "-m", "steplift.flavors.local_supervisor", str(job_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+                check=True,
+                timeout=60,
+            )
         return self._handle(name)
 
     def find_job(self, info: StepRunInfo) -> JobHandle | None:
         name = info.job_name()
         return self._handle(name) if (self.jobs_dir / name / "job.json").exists() else None
 
-    def _supervisor_alive(self, handle: JobHandle, job_dir: Path) -> bool | None:
-        child = self._children.get(handle.job_id)
-        if child is not None:
-            return child.poll() is None  # also reaps it once it ended
+    @staticmethod
+    def _supervisor_alive(job_dir: Path) -> bool | None:
         try:
             pid = int((job_dir / "supervisor.pid").read_text())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return _alive(pid)
 
     def get_status(self, handle: JobHandle) -> JobStatus:
         job_dir = self._job_dir(handle)
@@ -158,7 +153,7 @@ class LocalStepOperator(StepOperator):
             state = {}
         provider_state = str(state.get("state", "STARTING"))
         if provider_state not in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            alive = self._supervisor_alive(handle, job_dir)
+            alive = self._supervisor_alive(job_dir)
             created = json.loads((job_dir / "job.json").read_text()).get("created", 0.0)
             if alive is False or (alive is None and time.time() - created > NEVER_STARTED_AFTER):
                 return JobStatus(
@@ -181,10 +176,9 @@ class LocalStepOperator(StepOperator):
         if not job_dir.is_dir():
             return
         (job_dir / "cancel-requested").touch()
-        try:
+        # The flag file is enough once the supervisor runs; the signal makes it prompt.
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
             os.kill(int((job_dir / "supervisor.pid").read_text()), signal.SIGTERM)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            pass  # the flag file is enough once the supervisor runs
 
     def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
         offset = int(cursor or 0)
@@ -202,27 +196,25 @@ class LocalStepOperator(StepOperator):
         """Pids of the job's supervisor and command that are still alive (for tests and tools)."""
         job_dir = self._job_dir(handle)
         pids: list[int] = []
-        try:
+        with contextlib.suppress(FileNotFoundError, ValueError):
             pids.append(int((job_dir / "supervisor.pid").read_text()))
-        except (FileNotFoundError, ValueError):
-            pass
         try:
             pid = json.loads((job_dir / "state.json").read_text()).get("pid")
             if pid:
                 pids.append(int(pid))
         except FileNotFoundError:
             pass
-        alive = []
-        for pid in pids:
-            child = self._children.get(handle.job_id)
-            if child is not None and child.pid == pid and child.poll() is not None:
-                continue
-            try:
-                os.kill(pid, 0)
-                alive.append(pid)
-            except ProcessLookupError:
-                continue
-        return alive
+        return [pid for pid in pids if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalFlavor(Flavor):

@@ -89,7 +89,9 @@ def supervise(job_dir: Path) -> int:
             except subprocess.TimeoutExpired:
                 pass
             if cancelled or cancel_flag.exists():
-                write_state(job_dir, state="CANCELLING", pid=process.pid, supervisor_pid=os.getpid())
+                write_state(
+                    job_dir, state="CANCELLING", pid=process.pid, supervisor_pid=os.getpid()
+                )
                 _stop(process, CANCEL_GRACE)
                 outcome = {"state": "CANCELLED", "message": "cancelled on request"}
             elif max_runtime is not None and time.monotonic() - started > max_runtime:
@@ -131,5 +133,18 @@ def _finish_log(log_path: Path) -> None:
             log.write(b"\n")
 
 
+def detach_and_supervise(job_dir: Path) -> int:
+    """Fork: the parent returns at once to the launcher; the child supervises the job."""
+    if os.fork() > 0:
+        return 0
+    os.setsid()
+    (job_dir / "supervisor.pid").write_text(str(os.getpid()))
+    try:
+        code = supervise(job_dir)
+    finally:
+        sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(supervise(Path(sys.argv[1])))
+    sys.exit(detach_and_supervise(Path(sys.argv[1])))

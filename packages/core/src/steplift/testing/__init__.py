@@ -1,0 +1,30 @@
+"""Test support shipped with steplift: the conformance suite every flavor subclasses.
+
+from steplift.testing import StepOperatorConformance
+
+class TestMyFlavor(StepOperatorConformance):
+    flavor = "myflavor"
+    ...fixtures: operator, backend, invalid_configs...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from steplift.testing.conformance import (
+        ConformanceBackend,
+        ConformanceClock,
+        StepOperatorConformance,
+    )
+
+__all__ = ["ConformanceBackend", "ConformanceClock", "StepOperatorConformance"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing steplift.testing.emulation does not need pytest.
+    if name in __all__:
+        from steplift.testing import conformance
+
+        return getattr(conformance, name)
+    raise AttributeError(f"module 'steplift.testing' has no attribute {name!r}")

@@ -1,0 +1,71 @@
+"""Developer sessions: tests, lint, typecheck, demo, build.
+
+python3 -m pip install nox && python3 -m nox -s tests
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").is_file())
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _install_workspace(session: nox.Session, *extras: str) -> None:
+    """Every workspace package, editable, plus the meta distribution with ``extras``."""
+    editable: list[str] = []
+    for package in PACKAGES:
+        editable += ["-e", str(package)]
+    suffix = f"[{','.join(extras)}]" if extras else ""
+    session.install(*editable, "-e", f"{ROOT}{suffix}")
+
+
+def _test_dirs() -> list[str]:
+    return [str(p / "tests") for p in PACKAGES if (p / "tests").is_dir()] + ["tests"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (conformance, end to end, packaging)."""
+    _install_workspace(session, "dev")
+    session.run("pytest", *_test_dirs(), *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over everything."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's sources."""
+    _install_workspace(session, "dev")
+    sources = [str(module) for p in PACKAGES for module in sorted((p / "src").iterdir())]
+    session.run("mypy", "--strict", *sources)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the example training step through the default operator."""
+    _install_workspace(session)
+    session.install("numpy>=1.26")
+    session.run("python", "examples/train.py", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Every wheel into dist/, each checked for py.typed and its entry points."""
+    session.install("build>=1.2")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for project in [*PACKAGES, ROOT]:
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), str(project))
+    session.run("python", str(ROOT / "tests" / "wheelcheck.py"), str(dist))

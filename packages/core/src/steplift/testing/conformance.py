@@ -1,0 +1,328 @@
+"""The conformance suite: the behaviour every flavor must show, as a pytest mixin.
+
+A flavor opts in with one subclass and three fixtures::
+
+    class TestLocal(StepOperatorConformance):
+        flavor = "local"
+
+        @pytest.fixture
+        def operator(self, clock, tmp_path): ...       # built with clock.now / clock.sleep
+        @pytest.fixture
+        def backend(self, operator): ...               # a ConformanceBackend
+        @pytest.fixture
+        def invalid_configs(self): ...                 # raw configs the flavor must refuse
+
+Standard tests may not be dropped or overridden; one that a flavor cannot pass is overridden
+with ``@pytest.mark.xfail(strict=True, reason=...)`` and the guard test checks exactly that.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Protocol
+
+import pytest
+
+from steplift.errors import ConfigError, StepCancelled, StepFailed, StepTimeout
+from steplift.launcher import StepLauncher, StepOptions, StepSpec
+from steplift.models import JobHandle, JobStatus, StepRunInfo
+from steplift.operator import LaunchObserver, StepOperator, Terminated
+from steplift.registry import get_flavor
+from steplift.runs import Run, RunIndex
+from steplift.states import FailureKind, JobState
+from steplift.testing import steps
+
+_run_numbers = itertools.count(1)
+
+
+class ConformanceClock:
+    """A virtual clock: ``sleep`` advances it at once, with an optional short real pause.
+
+    Executing backends (real subprocesses) need a little real time to make progress between
+    polls; ``real_pause`` caps that per sleep, so no test ever sleeps for real seconds.
+    """
+
+    def __init__(self, real_pause: float = 0.02) -> None:
+        self.time = 1_000.0
+        self.real_pause = real_pause
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        """The virtual time."""
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        """Advance the virtual time by ``seconds``."""
+        self.sleeps.append(seconds)
+        self.time += seconds
+        if self.real_pause:
+            time.sleep(min(seconds, self.real_pause))
+
+
+class ConformanceBackend(Protocol):
+    """What the suite needs to ask of, or do to, a flavor's backend (cloud or emulator)."""
+
+    def submissions(self) -> int:
+        """Jobs created on the backend so far."""
+
+    def api_calls(self) -> int:
+        """Control-plane calls the backend has received so far."""
+
+    def fail_infrastructure(self, operator: StepOperator, handle: JobHandle) -> FailureKind:
+        """Make the running job fail as the provider's infrastructure would; return the kind."""
+
+    def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
+        """True while anything of the job still runs (processes, instances)."""
+
+
+class _Recorder(LaunchObserver):
+    def __init__(self, on_running: Callable[[JobHandle], None] | None = None) -> None:
+        self.handles: list[tuple[JobHandle, bool]] = []
+        self.states: list[JobState] = []
+        self.lines: list[str] = []
+        self.on_running = on_running
+
+    def on_job(self, handle: JobHandle, adopted: bool) -> None:
+        self.handles.append((handle, adopted))
+
+    def on_status(self, status: JobStatus) -> None:
+        self.states.append(status.state)
+        if status.state is JobState.RUNNING and self.on_running and self.handles:
+            hook, self.on_running = self.on_running, None
+            hook(self.handles[-1][0])
+
+    def on_log(self, line: str) -> None:
+        self.lines.append(line)
+
+    @property
+    def handle(self) -> JobHandle:
+        assert self.handles, "no job was submitted or adopted"
+        return self.handles[-1][0]
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Bounded real wait for a backend to catch up (used only after the launch returned)."""
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+class StepOperatorConformance:
+    """Mixin of the standard tests; see the module docstring for the opt-in."""
+
+    flavor: ClassVar[str]
+
+    # -- fixtures -----------------------------------------------------------------------------
+
+    @pytest.fixture
+    def clock(self) -> ConformanceClock:
+        """The clock the operator must be built with (override for a scripted backend)."""
+        return ConformanceClock()
+
+    @pytest.fixture
+    def operator(self) -> StepOperator:
+        """The operator under test (flavors override this fixture)."""
+        raise NotImplementedError("the flavor's conformance class must provide `operator`")
+
+    @pytest.fixture
+    def backend(self) -> ConformanceBackend:
+        """The backend probe (flavors override this fixture)."""
+        raise NotImplementedError("the flavor's conformance class must provide `backend`")
+
+    @pytest.fixture
+    def invalid_configs(self) -> list[dict[str, Any]]:
+        """Raw configs the flavor must refuse (flavors override this fixture)."""
+        raise NotImplementedError("the flavor's conformance class must provide `invalid_configs`")
+
+    @pytest.fixture
+    def index(self, tmp_path_factory: pytest.TempPathFactory) -> RunIndex:
+        """A private run index, so tests never touch the user's."""
+        return RunIndex(tmp_path_factory.mktemp("runs"))
+
+    @pytest.fixture
+    def run(self) -> Iterator[Run]:
+        """A fresh run per test."""
+        yield Run(f"conformance-{self.flavor}-{int(time.time())}-{next(_run_numbers)}")
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _prepare(
+        operator: StepOperator,
+        index: RunIndex,
+        run: Run,
+        function: Any,
+        *args: Any,
+        max_runtime: float | None = None,
+    ) -> tuple[StepLauncher, StepSpec, StepRunInfo, list[str], StepOptions]:
+        """Write inputs and execution info for one attempt; return what launching needs."""
+        launcher = StepLauncher(operator, index=index)
+        spec = StepSpec.for_function(function, args, {})
+        options = StepOptions(max_runtime=max_runtime)
+        step = run.step_name(function.__name__)
+        info = launcher.step_info(run=run, step=step, attempt=1, options=options)
+        uri, sha = launcher._prepare(spec, info)
+        from steplift.entrypoint import StepEntrypointConfiguration as Entry
+
+        command = Entry.get_entrypoint_command() + Entry.get_entrypoint_arguments(
+            execution_info_uri=uri, execution_info_sha256=sha
+        )
+        return launcher, spec, info, command, options
+
+    # -- the standard tests -------------------------------------------------------------------
+
+    def test_success_returns_value_and_streams_logs(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        recorder = _Recorder()
+        launcher = StepLauncher(operator, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.add_and_log, (2, 3), {})
+        value = launcher.run(spec, run=run, step="add", options=StepOptions())
+        assert value == 5
+        assert "adding 2 and 3" in recorder.lines
+        assert recorder.states[-1] is JobState.SUCCEEDED
+        assert backend.submissions() == 1
+
+    def test_user_failure_raises_step_failed_with_remote_traceback(
+        self, operator: StepOperator, index: RunIndex, run: Run
+    ) -> None:
+        launcher = StepLauncher(operator, index=index)
+        spec = StepSpec.for_function(steps.fail_with, ("the remote said no",), {})
+        with pytest.raises(StepFailed) as caught:
+            launcher.run(spec, run=run, step="fail", options=StepOptions())
+        failure = caught.value
+        assert failure.failure_kind is FailureKind.USER_CODE
+        assert failure.remote_type == "builtins.RuntimeError"
+        assert failure.remote_message == "the remote said no"
+        assert failure.remote_traceback and "in fail_with" in failure.remote_traceback
+        assert failure.handle is not None
+
+    def test_infrastructure_failure_has_its_failure_kind(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        expected: list[FailureKind] = []
+
+        def break_it(handle: JobHandle) -> None:
+            expected.append(backend.fail_infrastructure(operator, handle))
+
+        recorder = _Recorder(on_running=break_it)
+        launcher = StepLauncher(operator, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.sleep_for, (60,), {})
+        with pytest.raises(StepFailed) as caught:
+            launcher.run(spec, run=run, step="doomed", options=StepOptions())
+        assert expected, "the job never reported RUNNING"
+        assert caught.value.failure_kind is expected[0]
+        assert caught.value.failure_kind is not FailureKind.USER_CODE
+        assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
+
+    @pytest.mark.parametrize(
+        ("interrupt", "exit_code"),
+        [(KeyboardInterrupt, 130), (Terminated(signal.SIGTERM), 143)],
+        ids=["ctrl-c", "sigterm"],
+    )
+    def test_interrupt_cancels_the_remote_job(
+        self,
+        operator: StepOperator,
+        backend: ConformanceBackend,
+        index: RunIndex,
+        run: Run,
+        interrupt: BaseException | type[BaseException],
+        exit_code: int,
+    ) -> None:
+        def press(_handle: JobHandle) -> None:
+            raise interrupt
+
+        recorder = _Recorder(on_running=press)
+        _, _, info, command, _ = self._prepare(operator, index, run, steps.sleep_for, 60)
+        with pytest.raises(StepCancelled) as caught:
+            operator.launch(info, command, observer=recorder)
+        assert caught.value.exit_code == exit_code
+        assert caught.value.confirmed
+        assert operator.get_status(recorder.handle).state is JobState.CANCELLED
+        assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
+
+    def test_max_runtime_stops_the_job_with_step_timeout(
+        self,
+        operator: StepOperator,
+        backend: ConformanceBackend,
+        index: RunIndex,
+        run: Run,
+        clock: ConformanceClock,
+    ) -> None:
+        recorder = _Recorder()
+        _, _, info, command, _ = self._prepare(
+            operator, index, run, steps.sleep_for, 600, max_runtime=30
+        )
+        started = clock.now()
+        with pytest.raises(StepTimeout) as caught:
+            operator.launch(info, command, observer=recorder)
+        assert caught.value.max_runtime == 30
+        assert clock.now() - started >= 30
+        final = operator.get_status(recorder.handle)
+        assert final.state in (JobState.CANCELLED, JobState.FAILED)
+        assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
+
+    def test_second_launch_adopts_the_first_job(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        launcher, _, info, command, _ = self._prepare(operator, index, run, steps.add_and_log, 4, 5)
+        before = backend.submissions()
+        # Another launcher submitted the job and vanished before waiting for it.
+        first = operator.submit(info, command, operator.job_environment(info))
+        assert operator.find_job(info) == first
+        recorder = _Recorder()
+        operator.launch(info, command, observer=recorder)
+        assert recorder.handles == [(first, True)]
+        assert backend.submissions() == before + 1
+        # A relaunch after the step finished returns the stored result, submitting nothing.
+        spec = StepSpec.for_function(steps.add_and_log, (4, 5), {})
+        value = launcher.run(spec, run=run, step=info.step, options=StepOptions())
+        assert value == 9
+        assert backend.submissions() == before + 1
+
+    def test_invalid_config_is_refused_with_zero_api_calls(
+        self, backend: ConformanceBackend, invalid_configs: list[dict[str, Any]]
+    ) -> None:
+        assert invalid_configs, "a flavor must name at least one config it refuses"
+        flavor = get_flavor(self.flavor)
+        before = backend.api_calls()
+        for fields in invalid_configs:
+            with pytest.raises(ConfigError) as caught:
+                flavor.validate_config(fields, file="steplift.toml", operator="under-test")
+            error = caught.value
+            assert error.file == "steplift.toml" and error.operator == "under-test"
+            assert error.field, f"the error for {fields} names no field: {error}"
+            assert str(error).count("\n") == 0
+        assert backend.api_calls() == before
+
+    # -- the guard ----------------------------------------------------------------------------
+
+    def test_standard_tests_are_not_dropped_or_overridden(self) -> None:
+        for name, standard in inspect.getmembers(StepOperatorConformance, inspect.isfunction):
+            if not name.startswith("test_"):
+                continue
+            actual = getattr(type(self), name, None)
+            if actual is standard:
+                continue
+            marks = getattr(actual, "pytestmark", [])
+            strict_xfails = [
+                mark
+                for mark in marks
+                if mark.name == "xfail"
+                and mark.kwargs.get("strict") is True
+                and mark.kwargs.get("reason")
+            ]
+            assert strict_xfails, (
+                f"{type(self).__name__}.{name} replaces a standard conformance test; keep it, or "
+                "override it with @pytest.mark.xfail(strict=True, reason=...)"
+            )
+
+
+__all__ = ["ConformanceBackend", "ConformanceClock", "StepOperatorConformance"]

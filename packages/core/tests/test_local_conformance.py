@@ -1,0 +1,74 @@
+"""The local flavor against the whole conformance suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steplift.flavors.local import LocalFlavor, LocalStepOperator
+from steplift.models import JobHandle
+from steplift.operator import StepOperator
+from steplift.states import FailureKind
+from steplift.testing import ConformanceClock, StepOperatorConformance
+
+
+class LocalBackend:
+    """Looks at the local flavor's job folders and processes."""
+
+    def __init__(self, operator: LocalStepOperator) -> None:
+        self.operator = operator
+
+    def submissions(self) -> int:
+        jobs = self.operator.jobs_dir
+        return (
+            sum(1 for path in jobs.iterdir() if not path.name.startswith("."))
+            if jobs.is_dir()
+            else 0
+        )
+
+    def api_calls(self) -> int:
+        # The local "control plane" is the jobs folder: every call that creates or changes a
+        # job leaves a file there.
+        jobs = self.operator.jobs_dir
+        return sum(1 for _ in jobs.rglob("*")) if jobs.is_dir() else 0
+
+    def fail_infrastructure(self, operator: StepOperator, handle: JobHandle) -> FailureKind:
+        # What the OOM killer does: SIGKILL the job's process.
+        state = json.loads((Path(handle.extra["dir"]) / "state.json").read_text())
+        os.kill(int(state["pid"]), signal.SIGKILL)
+        return FailureKind.INFRASTRUCTURE
+
+    def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
+        assert isinstance(operator, LocalStepOperator)
+        return bool(operator.running_processes(handle))
+
+
+class TestLocalConformance(StepOperatorConformance):
+    flavor = "local"
+
+    @pytest.fixture
+    def operator(self, clock: ConformanceClock, tmp_path: Path) -> LocalStepOperator:
+        flavor = LocalFlavor()
+        config = flavor.validate_config({"root": str(tmp_path / "local")})
+        operator = flavor.create(config, name="local", clock=clock.now, sleep=clock.sleep)
+        assert isinstance(operator, LocalStepOperator)
+        return operator
+
+    @pytest.fixture
+    def backend(self, operator: LocalStepOperator) -> LocalBackend:
+        return LocalBackend(operator)
+
+    @pytest.fixture
+    def invalid_configs(self) -> list[dict[str, Any]]:
+        return [
+            {"root": ""},
+            {"rooot": "/tmp/x"},
+            {"max_runtime": -5},
+            {"environment": {"A": 1}},
+            {"working_dir": 3},
+        ]
