@@ -98,7 +98,7 @@ def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from steplift.cli_observer import RichObserver
-    from steplift.sdk import resolve_operator, resolve_run, run_command
+    from steplift.sdk import make_options, resolve_operator, resolve_run, run_command
 
     command = list(args.cmd)
     if command[:1] == ["--"]:
@@ -107,7 +107,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise _usage("run needs a command after --, e.g. steplift run -- python train.py")
     environment = _parse_env(args.env)
     resources = {"gpu": args.gpu} if args.gpu else None
+    # Everything is validated before anything is printed or submitted.
+    make_options(resources=resources, max_runtime=args.max_runtime, retries=args.retries)
     operator = resolve_operator(args.operator)
+    run = resolve_run(args.run_name)
     err = _console(stderr=True)
     if args.gpu and operator.flavor == "local":
         err.print(

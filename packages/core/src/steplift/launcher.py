@@ -232,6 +232,9 @@ class StepLauncher:
             operator_config=self.operator.portable_config(),
             artifact_uri=info.artifact_uri,
         )
+        # Checks first that a stored attempt ran the same thing, so a relaunch with other
+        # inputs is refused rather than handed the old result.
+        info_uri, info_sha = self.prepare(spec, info)
         stored = self._stored_result(info)
         if stored is not None:
             entry.state = "SUCCEEDED" if stored.status == "succeeded" else "FAILED"
@@ -239,11 +242,7 @@ class StepLauncher:
             entry.handle = self.operator.find_job(info)
             self.index.record(entry)
             return self._value_of(stored, entry.handle)
-        info_uri, info_sha = self._prepare(spec, info)
-        command = StepEntrypointConfiguration.get_entrypoint_command()
-        command += StepEntrypointConfiguration.get_entrypoint_arguments(
-            **{EXECUTION_INFO_URI_OPTION: info_uri, EXECUTION_INFO_SHA256_OPTION: info_sha}
-        )
+        command = self.entrypoint_command(info_uri, info_sha)
         self.index.record(entry)
         observer = _IndexingObserver(self.observer, self.index, entry)
         try:
@@ -269,8 +268,19 @@ class StepLauncher:
             return None
         return ResultRecord.model_validate_json(self.store.get(uri))
 
-    def _prepare(self, spec: StepSpec, info: StepRunInfo) -> tuple[str, str]:
-        """Write inputs and execution info once; a relaunch reuses what is stored."""
+    @staticmethod
+    def entrypoint_command(info_uri: str, info_sha256: str) -> list[str]:
+        """The command a job runs for an attempt whose execution info is stored."""
+        command = StepEntrypointConfiguration.get_entrypoint_command()
+        return command + StepEntrypointConfiguration.get_entrypoint_arguments(
+            **{EXECUTION_INFO_URI_OPTION: info_uri, EXECUTION_INFO_SHA256_OPTION: info_sha256}
+        )
+
+    def prepare(self, spec: StepSpec, info: StepRunInfo) -> tuple[str, str]:
+        """Write inputs and execution info once; return the info's URI and digest.
+
+        A relaunch reuses what is stored, after checking it describes the same step.
+        """
         info_uri = execution_info_uri(info.artifact_uri)
         inputs_data, inputs_format = (
             encode({"args": list(spec.args), "kwargs": spec.kwargs})

@@ -139,7 +139,7 @@ def config_error_from(
     first: dict[str, Any] = dict(error.errors(include_url=False)[0])
     location = ".".join(str(part) for part in first.get("loc", ()))
     field_name = f"{prefix}{location}" if location else (prefix.rstrip(".") or None)
-    message = str(first.get("msg", "invalid value"))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":
         message = "unknown field"
     has_value = first.get("type") != "missing"

@@ -168,12 +168,7 @@ class StepOperatorConformance:
         options = StepOptions(max_runtime=max_runtime)
         step = run.step_name(function.__name__)
         info = launcher.step_info(run=run, step=step, attempt=1, options=options)
-        uri, sha = launcher._prepare(spec, info)
-        from steplift.entrypoint import StepEntrypointConfiguration as Entry
-
-        command = Entry.get_entrypoint_command() + Entry.get_entrypoint_arguments(
-            execution_info_uri=uri, execution_info_sha256=sha
-        )
+        command = launcher.entrypoint_command(*launcher.prepare(spec, info))
         return launcher, spec, info, command, options
 
     # -- the standard tests -------------------------------------------------------------------

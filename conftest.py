@@ -1,0 +1,20 @@
+"""Every test runs in its own working directory with its own steplift state and no config
+from the developer's environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_steplift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("STEPLIFT_HOME", str(tmp_path / "home"))
+    for name in ("STEPLIFT_CONFIG", "STEPLIFT_OPERATOR", "STEPLIFT_RUN", "STEPLIFT_PIPELINE"):
+        monkeypatch.delenv(name, raising=False)
+    yield workdir

@@ -1,0 +1,157 @@
+"""The steplift command: exit codes, output, and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from steplift.cli import main
+from steplift.runs import RunIndex
+
+
+def test_run_streams_output_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--name", "c1", "--", "python", "-c", "print('from the job')"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "from the job" in out
+    assert "run c1" in err and "SUCCEEDED" in err
+
+
+def test_failed_step_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--name", "c2", "--", "python", "-c", "raise SystemExit(3)"]) == 1
+    assert "exited with code 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--name", "c3"], "needs a command"),
+        (["run", "--name", "bad name", "--", "true"], "run names"),
+        (["run", "--env", "NOEQUALS", "--", "true"], "KEY=VALUE"),
+        (["run", "--gpu", "A10G:x", "--", "true"], "TYPE:COUNT"),
+        (["run", "--operator", "ghost", "--", "true"], "no operator named 'ghost'"),
+        (["status", "never-ran"], "no run named 'never-ran'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_and_config_errors_exit_two_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) if argv == ["frobnicate"] else _no_exit() as caught:
+        code = main(argv)
+    if caught is not None:
+        code = caught.value.code  # type: ignore[union-attr]
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+class _no_exit:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+def test_bad_config_file_exits_two(
+    isolated_steplift: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (isolated_steplift / "steplift.toml").write_text('[operators.a]\nflavor = "local"\nroot = 5\n')
+    assert main(["run", "--", "true"]) == 2
+    err = capsys.readouterr().err
+    assert "steplift.toml: operator 'a': field 'root'" in err and "got 5" in err
+
+
+def test_status_logs_list_and_operators(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["run", "--name", "c4", "--step", "hello", "--", "python", "-c", "print('hi there')"])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["status", "c4"]) == 0
+    out = capsys.readouterr().out
+    assert "hello" in out and "SUCCEEDED" in out
+    assert main(["logs", "c4"]) == 0
+    assert capsys.readouterr().out.strip() == "hi there"
+    assert main(["list"]) == 0
+    assert "c4" in capsys.readouterr().out
+    assert main(["operators"]) == 0
+    out = capsys.readouterr().out
+    assert "local" in out and "valid" in out
+    assert main(["cancel", "c4"]) == 0
+    assert "no running job" in capsys.readouterr().out
+
+
+def test_emulator_of_a_missing_provider_exits_two(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("steplift", reason="core is installed")
+    try:
+        import steplift_azureml  # noqa: F401
+
+        pytest.skip("the azureml provider is installed here")
+    except ImportError:
+        pass
+    assert main(["emulator", "azureml"]) == 2
+    assert 'pip install "steplift[azureml]"' in capsys.readouterr().err
+
+
+def _read_until(stream: object, needle: str, timeout: float = 30.0) -> str:
+    """Read lines from a pipe until one contains needle (bounded)."""
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)  # type: ignore[arg-type]
+    seen = ""
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        if selector.select(timeout=0.1):
+            line = stream.readline()  # type: ignore[attr-defined]
+            if not line:
+                break
+            seen += line
+            if needle in line:
+                return seen
+    raise AssertionError(f"{needle!r} never appeared; output so far: {seen!r}")
+
+
+@pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_cancels_the_job_and_exits_128_plus_signal(
+    isolated_steplift: Path, sig: signal.Signals, expected: int
+) -> None:
+    run = f"sig-{sig.name.lower()}"
+    script = "import time; print('job started', flush=True); time.sleep(120)"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steplift.cli", "run", "--name", run, "--", "python", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    try:
+        _read_until(process.stdout, "job started")
+        process.send_signal(sig)
+        code = process.wait(timeout=60)
+        err = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe:
+                pipe.close()
+    assert code == expected, err
+    assert f"interrupted by {sig.name}" in err and "CANCELLED" in err
+    record = RunIndex().steps(run)[0]
+    assert record.state == "CANCELLED"
+    job_dir = Path(record.handle.extra["dir"]) if record.handle else None
+    assert job_dir is not None
+    state = (job_dir / "state.json").read_text()
+    assert '"CANCELLED"' in state

@@ -1,0 +1,220 @@
+"""The launch loop written once in StepOperator, driven by a scripted in-memory backend."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from steplift.errors import StepCancelled, StepFailed, StepTimeout
+from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
+from steplift.operator import LaunchObserver, StepOperator, StepOperatorConfig
+from steplift.polling import PollPolicy
+from steplift.states import FailureKind, JobState
+from steplift.store import ArtifactStore, LocalArtifactStore
+from steplift.testing import ConformanceClock
+
+
+class ScriptedOperator(StepOperator):
+    """Each get_status call takes the next state from a script; logs grow over time."""
+
+    def __init__(self, script: list[JobStatus], **kwargs: Any) -> None:
+        super().__init__(StepOperatorConfig(), **kwargs)
+        self.script = list(script)
+        self.calls: list[str] = []
+        self.log: list[str] = []
+        self.jobs: dict[str, JobHandle] = {}
+        self.cancelled = False
+        self.submit_hook: Any = None
+
+    @property
+    def flavor(self) -> str:
+        return "scripted"
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        return LocalArtifactStore()
+
+    @property
+    def artifact_root(self) -> str:
+        return "/nonexistent"
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        self.calls.append("submit")
+        handle = JobHandle(flavor="scripted", job_id=info.job_name(), name=info.job_name())
+        self.jobs[info.attempt_key] = handle
+        if self.submit_hook:
+            self.submit_hook()
+        return handle
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        self.calls.append("get_status")
+        if self.cancelled:
+            return JobStatus(state=JobState.CANCELLED, provider_state="Stopped")
+        status = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        self.log.append(f"line {len(self.log) + 1}")
+        return status
+
+    def cancel(self, handle: JobHandle) -> None:
+        self.calls.append("cancel")
+        self.cancelled = True
+
+    def find_job(self, info: StepRunInfo) -> JobHandle | None:
+        self.calls.append("find_job")
+        return self.jobs.get(info.attempt_key)
+
+    def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+        start = int(cursor or 0)
+        return LogChunk(self.log[start:], str(len(self.log)))
+
+
+class Recorder(LaunchObserver):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.jobs: list[tuple[JobHandle, bool]] = []
+        self.warnings: list[str] = []
+
+    def on_job(self, handle: JobHandle, adopted: bool) -> None:
+        self.jobs.append((handle, adopted))
+
+    def on_log(self, line: str) -> None:
+        self.lines.append(line)
+
+    def on_warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+INFO = StepRunInfo(pipeline="p", run="r", step="s", artifact_uri="/nonexistent/p/r/s/1")
+RUNNING = JobStatus(state=JobState.RUNNING, provider_state="InProgress")
+DONE = JobStatus(state=JobState.SUCCEEDED, provider_state="Completed")
+
+
+def make(script: list[JobStatus], clock: ConformanceClock, **kwargs: Any) -> ScriptedOperator:
+    return ScriptedOperator(script, clock=clock.now, sleep=clock.sleep, **kwargs)
+
+
+@pytest.fixture
+def clock() -> ConformanceClock:
+    return ConformanceClock(real_pause=0)
+
+
+def test_polls_fast_then_backs_off_to_the_cap(clock: ConformanceClock) -> None:
+    operator = make([RUNNING] * 12 + [DONE], clock, poll_policy=PollPolicy(0.5, 2.0, 4.0))
+    operator.launch(INFO, ["cmd"])
+    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+
+
+def test_streams_every_log_line_once_in_order(clock: ConformanceClock) -> None:
+    operator = make([RUNNING] * 5 + [DONE], clock)
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    assert recorder.lines == [f"line {n}" for n in range(1, 7)]
+
+
+def test_adopts_an_existing_job_instead_of_submitting(clock: ConformanceClock) -> None:
+    operator = make([DONE], clock)
+    operator.launch(INFO, ["cmd"])
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    assert operator.calls.count("submit") == 1
+    assert recorder.jobs[0][1] is True
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        (FailureKind.QUOTA, StepFailed),
+        (FailureKind.CAPACITY, StepFailed),
+        (FailureKind.PREEMPTED, StepFailed),
+        (FailureKind.IMAGE, StepFailed),
+        (FailureKind.INFRASTRUCTURE, StepFailed),
+        (FailureKind.TIMEOUT, StepTimeout),
+    ],
+)
+def test_failure_kinds_become_typed_errors(
+    clock: ConformanceClock, kind: FailureKind, error: type[Exception]
+) -> None:
+    failed = JobStatus(
+        state=JobState.FAILED, provider_state="Failed", message="why", failure_kind=kind
+    )
+    operator = make([RUNNING, failed], clock)
+    with pytest.raises(error) as caught:
+        operator.launch(INFO, ["cmd"])
+    if isinstance(caught.value, StepFailed):
+        assert caught.value.failure_kind is kind
+        assert caught.value.provider_state == "Failed"
+    assert "why" in str(caught.value)
+
+
+def test_deadline_cancels_and_raises_step_timeout(clock: ConformanceClock) -> None:
+    operator = make([RUNNING], clock)
+    info = INFO.model_copy(update={"max_runtime": 10.0})
+    with pytest.raises(StepTimeout):
+        operator.launch(info, ["cmd"])
+    assert "cancel" in operator.calls
+    assert clock.time - 1000.0 == pytest.approx(10.0)
+
+
+def test_interrupt_during_submit_finds_the_job_and_cancels_it(clock: ConformanceClock) -> None:
+    operator = make([RUNNING], clock)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    operator.submit_hook = interrupted
+    with pytest.raises(StepCancelled) as caught:
+        operator.launch(INFO, ["cmd"])
+    assert operator.calls[:3] == ["find_job", "submit", "find_job"]
+    assert "cancel" in operator.calls
+    assert caught.value.exit_code == 130
+
+
+def test_unconfirmed_cancel_gives_up_within_its_bound(clock: ConformanceClock) -> None:
+    class Stubborn(ScriptedOperator):
+        def cancel(self, handle: JobHandle) -> None:
+            self.calls.append("cancel")  # the provider never confirms
+
+    operator = Stubborn([RUNNING], clock=clock.now, sleep=clock.sleep)
+    recorder = Recorder()
+    info = INFO.model_copy(update={"max_runtime": 5.0})
+    with pytest.raises(StepTimeout, match="asked to stop"):
+        operator.launch(info, ["cmd"], observer=recorder)
+    assert any("did not confirm" in warning for warning in recorder.warnings)
+    assert clock.time - 1000.0 <= 5.0 + operator.cancel_timeout + 1
+
+
+def test_a_second_interrupt_detaches_with_instructions(clock: ConformanceClock) -> None:
+    presses = itertools.count()
+
+    class Impatient(ScriptedOperator):
+        def get_status(self, handle: JobHandle) -> JobStatus:
+            if "cancel" in self.calls or next(presses) == 2:
+                raise KeyboardInterrupt
+            return RUNNING
+
+    operator = Impatient([RUNNING], clock=clock.now, sleep=clock.sleep)
+    with pytest.raises(StepCancelled) as caught:
+        operator.launch(INFO, ["cmd"])
+    assert not caught.value.confirmed
+    assert "steplift status r" in str(caught.value) and "steplift cancel r" in str(caught.value)
+
+
+def test_a_failing_log_read_does_not_lose_the_job(clock: ConformanceClock) -> None:
+    class NoLogs(ScriptedOperator):
+        def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+            raise OSError("log service down")
+
+    operator = NoLogs([RUNNING, DONE], clock=clock.now, sleep=clock.sleep)
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    assert recorder.warnings and "log service down" in recorder.warnings[0]
+
+
+def test_poll_policy_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="initial"):
+        PollPolicy(initial=0)
+    with pytest.raises(ValueError, match="maximum"):
+        PollPolicy(initial=2, maximum=1)
