@@ -6,6 +6,7 @@ python3 -m pip install nox && python3 -m nox -s tests
 from __future__ import annotations
 
 import shutil
+import tomllib
 from pathlib import Path
 
 import nox
@@ -17,11 +18,17 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+def _package_extras(package: Path) -> str:
+    """A provider's emulator extra (its local stand-in for the cloud), if it declares one."""
+    meta = tomllib.loads((package / "pyproject.toml").read_text())["project"]
+    return "[emulator]" if "emulator" in meta.get("optional-dependencies", {}) else ""
+
+
 def _install_workspace(session: nox.Session, *extras: str) -> None:
     """Every workspace package, editable, plus the meta distribution with ``extras``."""
     editable: list[str] = []
     for package in PACKAGES:
-        editable += ["-e", str(package)]
+        editable += ["-e", f"{package}{_package_extras(package)}"]
     suffix = f"[{','.join(extras)}]" if extras else ""
     session.install(*editable, "-e", f"{ROOT}{suffix}")
 
