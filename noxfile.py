@@ -61,10 +61,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Run the example training step through the default operator."""
+    """The example training step through the default operator, then on each cloud emulator."""
     _install_workspace(session)
     session.install("numpy>=1.26")
     session.run("python", "examples/train.py", *session.posargs)
+    for package in PACKAGES:
+        if _package_extras(package):
+            session.run("python", "examples/on_emulator.py", package.name)
 
 
 @nox.session

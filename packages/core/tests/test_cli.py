@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from steplift.cli import main
 from steplift.runs import RunIndex
+from steplift.testing.processes import read_until
 
 
 def test_run_streams_output_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,25 +103,6 @@ def test_emulator_of_a_missing_provider_exits_two(capsys: pytest.CaptureFixture[
     assert 'pip install "steplift[azureml]"' in capsys.readouterr().err
 
 
-def _read_until(stream: object, needle: str, timeout: float = 30.0) -> str:
-    """Read lines from a pipe until one contains needle (bounded)."""
-    import selectors
-
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)  # type: ignore[arg-type]
-    seen = ""
-    give_up = time.monotonic() + timeout
-    while time.monotonic() < give_up:
-        if selector.select(timeout=0.1):
-            line = stream.readline()  # type: ignore[attr-defined]
-            if not line:
-                break
-            seen += line
-            if needle in line:
-                return seen
-    raise AssertionError(f"{needle!r} never appeared; output so far: {seen!r}")
-
-
 @pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_cancels_the_job_and_exits_128_plus_signal(
     isolated_steplift: Path, sig: signal.Signals, expected: int
@@ -136,7 +117,8 @@ def test_a_signal_cancels_the_job_and_exits_128_plus_signal(
         env={**os.environ},
     )
     try:
-        _read_until(process.stdout, "job started")
+        assert process.stdout is not None
+        read_until(process.stdout, "job started")
         process.send_signal(sig)
         code = process.wait(timeout=60)
         err = process.stderr.read() if process.stderr else ""

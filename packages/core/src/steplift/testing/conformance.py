@@ -213,7 +213,7 @@ class StepOperatorConformance:
         with pytest.raises(StepFailed) as caught:
             launcher.run(spec, run=run, step="doomed", options=StepOptions())
         assert expected, "the job never reported RUNNING"
-        assert caught.value.failure_kind is expected[0]
+        assert caught.value.failure_kind is expected[0], str(caught.value)
         assert caught.value.failure_kind is not FailureKind.USER_CODE
         assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
 
