@@ -82,3 +82,12 @@ def test_an_extra_brings_core_and_that_provider_only(
     names = installed_distributions(dist, f"steplift[{provider}]", tmp_path / "venv")
     ours = {name for name in names if name.startswith("steplift")}
     assert ours == {"steplift", "steplift-core", f"steplift-{provider}"}
+    probe = "from steplift.registry import installed_flavors; print(sorted(installed_flavors()))"
+    python = tmp_path / "venv" / "bin" / "python"
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(sorted(["local", provider]))
+    steplift = tmp_path / "venv" / "bin" / "steplift"
+    assert (
+        subprocess.run([str(steplift), "operators"], capture_output=True, check=True).returncode
+        == 0
+    )

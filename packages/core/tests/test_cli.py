@@ -137,3 +137,18 @@ def test_a_signal_cancels_the_job_and_exits_128_plus_signal(
     assert job_dir is not None
     state = (job_dir / "state.json").read_text()
     assert '"CANCELLED"' in state
+
+
+def test_logs_follow_streams_until_the_job_ends(capsys: pytest.CaptureFixture[str]) -> None:
+    import steplift
+    from steplift.testing import steps
+    from steplift.testing.emulation import wait_until
+
+    with steplift.run("follow"):
+        handle = steplift.submit(steps.sleep_for, 0.3)
+        assert wait_until(lambda: handle.job is not None, timeout=30)
+        assert main(["logs", "follow", "--follow"]) == 0
+        assert handle.wait(timeout=30) == "woke up"
+    assert capsys.readouterr().out.strip() == "sleeping"
+    status = handle.status()
+    assert status is not None and status.state.is_terminal

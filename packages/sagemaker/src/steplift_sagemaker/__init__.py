@@ -1,0 +1,1 @@
+"""steplift step operator for Amazon SageMaker training jobs."""

@@ -1,0 +1,34 @@
+"""boto3 clients, created lazily, with botocore's own retry machinery configured once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from steplift_sagemaker.config import SageMakerStepOperatorConfig
+
+MAX_ATTEMPTS = 5
+
+
+def make_client(service: str, config: SageMakerStepOperatorConfig | None = None) -> Any:
+    """A boto3 client for ``service``, from the operator config or from the environment."""
+    import boto3
+    from botocore.config import Config
+
+    # botocore's "standard" mode retries throttling, 5xx and connection errors with jittered
+    # exponential backoff, never a ValidationException. A create is safe to retry because
+    # job names are deterministic: see SageMakerStepOperator.submit.
+    retries = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
+
+    if config is None:
+        return boto3.session.Session().client(service, config=retries)  # type: ignore[call-overload]
+    secret = config.aws_secret_access_key
+    session = boto3.session.Session(
+        region_name=config.region,
+        profile_name=config.profile,
+        aws_access_key_id=config.aws_access_key_id,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+    )
+    return session.client(  # type: ignore[call-overload]
+        service, endpoint_url=config.endpoint_url, config=retries
+    )

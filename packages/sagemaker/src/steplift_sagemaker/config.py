@@ -1,0 +1,154 @@
+"""Config of the ``sagemaker`` flavor, checked with the rules of the real API before any call."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+
+from steplift.operator import StepOperatorConfig
+from steplift_sagemaker.resources import check_instance_type, instance_type_for_gpu
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$")
+ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
+MAX_ENVIRONMENT = 100
+MAX_ENV_TEXT = 1024
+MAX_TAGS = 50
+MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
+
+
+def check_environment(environment: dict[str, str]) -> dict[str, str]:
+    """SageMaker's limits on a training job's Environment map."""
+    if len(environment) > MAX_ENVIRONMENT:
+        raise ValueError(
+            f"SageMaker allows at most {MAX_ENVIRONMENT} variables, not {len(environment)}"
+        )
+    for key, value in environment.items():
+        if not ENV_KEY.match(key) or len(key) > MAX_ENV_TEXT:
+            raise ValueError(f"variable name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]* (max 1024)")
+        if len(value) > MAX_ENV_TEXT:
+            raise ValueError(f"value of {key} is {len(value)} characters; SageMaker allows 1024")
+    return environment
+
+
+class SageMakerStepOperatorConfig(StepOperatorConfig):
+    """Where and how steps run as SageMaker training jobs."""
+
+    region: str = Field(
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="AWS region, e.g. us-east-1."
+    )
+    role_arn: str = Field(description="IAM role the training job runs as.")
+    image: str = Field(min_length=1, description="Training image (needs Python and steplift).")
+    bucket: str = Field(description="s3://bucket/prefix for execution info, inputs and results.")
+    instance_type: str | None = Field(default=None, description="Wins over gpu.")
+    gpu: str | None = Field(default=None, description="GPU request, e.g. 'A10G:1'.")
+    instance_count: int = Field(default=1, ge=1, le=100)
+    volume_size_gb: int = Field(default=30, ge=1, le=16384)
+    spot: bool = Field(default=False, description="Managed spot training.")
+    max_wait: int | None = Field(
+        default=None, ge=1, description="Spot: seconds to wait for capacity plus runtime."
+    )
+    checkpoint_s3_uri: str | None = Field(
+        default=None, description="Spot: where checkpoints survive interruptions."
+    )
+    keep_alive: int | None = Field(
+        default=None, ge=0, le=21600, description="Warm pool: seconds to keep instances."
+    )
+    subnets: list[str] = Field(default_factory=list, max_length=16)
+    security_group_ids: list[str] = Field(default_factory=list, max_length=5, validate_default=True)
+    kms_key: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9:/_-]*$", max_length=2048)
+    tags: dict[str, str] = Field(default_factory=dict)
+    endpoint_url: str | None = Field(
+        default=None, description="Send every AWS call here (an emulator on 127.0.0.1)."
+    )
+    profile: str | None = Field(default=None, description="AWS profile of the launcher.")
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = Field(default=None, validate_default=True)
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not ROLE_ARN.match(value) or not 20 <= len(value) <= 2048:
+            raise ValueError("must be an IAM role ARN like arn:aws:iam::123456789012:role/Name")
+        return value
+
+    @field_validator("bucket", "checkpoint_s3_uri")
+    @classmethod
+    def _s3(cls, value: str | None) -> str | None:
+        if value is not None and (not S3_URI.match(value) or len(value) > 1024):
+            raise ValueError("must be an s3://bucket/prefix URI")
+        return value.rstrip("/") if value else value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_instance_type(value)
+            except ValueError as error:
+                raise ValueError(getattr(error, "problem", str(error))) from None
+        return value
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                instance_type_for_gpu(value)
+            except ValueError as error:
+                raise ValueError(getattr(error, "problem", str(error))) from None
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_environment(value)
+
+    @field_validator("max_runtime")
+    @classmethod
+    def _max_runtime(cls, value: float | None) -> float | None:
+        if value is not None and value > MAX_RUNTIME_LIMIT:
+            raise ValueError(f"SageMaker allows at most {MAX_RUNTIME_LIMIT} seconds (28 days)")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_TAGS - 4:  # steplift adds its own tags
+            raise ValueError(f"at most {MAX_TAGS - 4} tags")
+        for key, text in value.items():
+            if not 1 <= len(key) <= 128 or not TAG_TEXT.match(key) or key.startswith("aws:"):
+                raise ValueError(f"tag key {key!r} is not allowed")
+            if len(text) > 256 or not TAG_TEXT.match(text):
+                raise ValueError(f"tag value of {key!r} is not allowed")
+        return value
+
+    # Cross-field rules are field validators (they see the fields declared before them), so
+    # an error names the field to fix.
+    @field_validator("security_group_ids")
+    @classmethod
+    def _vpc(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if bool(value) != bool(info.data.get("subnets")):
+            raise ValueError("subnets and security_group_ids go together (VPC config)")
+        return value
+
+    @field_validator("max_wait")
+    @classmethod
+    def _max_wait(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return value
+        if not info.data.get("spot"):
+            raise ValueError("max_wait only applies to spot training (spot = true)")
+        runtime = info.data.get("max_runtime")
+        if runtime is not None and value < runtime:
+            raise ValueError(f"must be at least max_runtime ({runtime:g} s)")
+        return value
+
+    @field_validator("aws_secret_access_key")
+    @classmethod
+    def _key_pair(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if (info.data.get("aws_access_key_id") is None) != (value is None):
+            raise ValueError("aws_access_key_id and aws_secret_access_key go together")
+        return value

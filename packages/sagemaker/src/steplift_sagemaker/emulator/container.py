@@ -1,0 +1,239 @@
+"""The SageMaker training-container contract, reproduced on the host.
+
+A training container sees `/opt/ml/...` (config files, channels, model and output dirs, and the
+checkpoint directory of CheckpointConfig.LocalPath) and, in framework images, `SM_*` variables
+set by the sagemaker-training toolkit. Here `/opt/ml` is a per-attempt temp directory: the
+variables point into it and any `/opt/ml` path (or the checkpoint LocalPath) found in the job's
+arguments and Environment values is rewritten to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .jobs import TrainingJob
+
+CONTAINER_ROOT = "/opt/ml"
+DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
+HOST = "algo-1"
+GROUP = "homogeneousCluster"
+
+# Credentials or endpoints of the caller must never leak into a job aimed at the emulator.
+_DROPPED_PREFIXES = ("AWS_ENDPOINT_URL_",)
+_DROPPED = frozenset(
+    {
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The host directory standing in for one attempt's `/opt/ml`."""
+
+    root: Path
+    checkpoint_local_path: str | None
+    """CheckpointConfig.LocalPath as the container sees it (None without CheckpointConfig)."""
+
+    @property
+    def model_dir(self) -> Path:
+        """/opt/ml/model: what the job saves becomes model.tar.gz."""
+        return self.root / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        """/opt/ml/output."""
+        return self.root / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        """/opt/ml/output/data: becomes output.tar.gz."""
+        return self.root / "output" / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        """Where an algorithm writes why it failed (read into FailureReason)."""
+        return self.root / "output" / "failure"
+
+    @property
+    def input_config_dir(self) -> Path:
+        """/opt/ml/input/config: resourceconfig.json and friends."""
+        return self.root / "input" / "config"
+
+    def channel_dir(self, channel: str) -> Path:
+        """/opt/ml/input/data/<channel>."""
+        return self.root / "input" / "data" / channel
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """Host directory of the checkpoint LocalPath."""
+        if self.checkpoint_local_path is None:
+            return None
+        return Path(self.host_path(self.checkpoint_local_path))
+
+    def _prefixes(self) -> list[tuple[str, str]]:
+        mapping = {CONTAINER_ROOT: str(self.root)}
+        local = self.checkpoint_local_path
+        if local and not _under(local, CONTAINER_ROOT):
+            mapping[local.rstrip("/")] = str(self.root / "checkpoints")
+        return sorted(mapping.items(), key=lambda item: -len(item[0]))
+
+    def host_path(self, container_path: str) -> str:
+        """Rewrite every container path (`/opt/ml`, checkpoint LocalPath) in a string."""
+        text = container_path
+        for prefix, host in self._prefixes():
+            # Only whole path components: /opt/ml/model yes, /opt/mlflow no.
+            text = re.sub(re.escape(prefix) + r"(?=/|$|[^\w.-])", host.replace("\\", "\\\\"), text)
+        return text
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def channel_names(job: TrainingJob) -> list[str]:
+    """Names of the job's input channels."""
+    return [channel["ChannelName"] for channel in job.request.get("InputDataConfig") or []]
+
+
+def prepare_workspace(job: TrainingJob, root: Path) -> Workspace:
+    """Create the `/opt/ml` tree and its config files for one attempt of a job."""
+    checkpoint = job.request.get("CheckpointConfig")
+    local = (checkpoint.get("LocalPath") or DEFAULT_CHECKPOINT_PATH) if checkpoint else None
+    workspace = Workspace(root, local)
+    dirs = [
+        workspace.model_dir,
+        workspace.output_data_dir,
+        workspace.input_config_dir,
+        workspace.root / "output" / "intermediate",
+        workspace.root / "code",
+    ]
+    dirs += [workspace.channel_dir(name) for name in channel_names(job)]
+    if workspace.checkpoint_dir is not None:
+        dirs.append(workspace.checkpoint_dir)
+    for directory in dirs:
+        directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "resourceconfig.json": resource_config(job),
+        "hyperparameters.json": job.request.get("HyperParameters") or {},
+        "inputdataconfig.json": input_data_config(job),
+    }
+    if checkpoint:
+        files["checkpointconfig.json"] = {"LocalPath": local, "S3Uri": checkpoint["S3Uri"]}
+    for name, content in files.items():
+        (workspace.input_config_dir / name).write_text(json.dumps(content, indent=2))
+    return workspace
+
+
+def instance_type(job: TrainingJob) -> str:
+    """The job's instance type (the emulator runs it on the host whatever it is)."""
+    return str((job.request.get("ResourceConfig") or {}).get("InstanceType", "ml.m5.large"))
+
+
+def resource_config(job: TrainingJob) -> dict[str, Any]:
+    """Contents of /opt/ml/input/config/resourceconfig.json on a one-host job."""
+    kind = instance_type(job)
+    return {
+        "current_host": HOST,
+        "current_instance_type": kind,
+        "current_group_name": GROUP,
+        "hosts": [HOST],
+        "instance_groups": [{"instance_group_name": GROUP, "instance_type": kind, "hosts": [HOST]}],
+        "network_interface_name": "eth0",
+    }
+
+
+def input_data_config(job: TrainingJob) -> dict[str, Any]:
+    """Contents of /opt/ml/input/config/inputdataconfig.json."""
+    mode = (job.request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
+    config: dict[str, Any] = {}
+    for channel in job.request.get("InputDataConfig") or []:
+        source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+        config[channel["ChannelName"]] = {
+            "TrainingInputMode": channel.get("InputMode", mode),
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+    return config
+
+
+def command(job: TrainingJob, workspace: Workspace) -> list[str]:
+    """ContainerEntrypoint + ContainerArguments with container paths mapped to the host."""
+    spec = job.request.get("AlgorithmSpecification") or {}
+    parts = list(spec.get("ContainerEntrypoint") or []) + list(spec.get("ContainerArguments") or [])
+    return [workspace.host_path(part) for part in parts]
+
+
+def environment(
+    job: TrainingJob, workspace: Workspace, client_env: Mapping[str, str]
+) -> dict[str, str]:
+    """The job process's environment: host env, SM_* contract, job Environment, emulator."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _DROPPED and not key.startswith(_DROPPED_PREFIXES)
+    }
+    hyperparameters = job.request.get("HyperParameters") or {}
+    channels = {name: str(workspace.channel_dir(name)) for name in channel_names(job)}
+    dirs = {
+        "input_dir": str(workspace.root / "input"),
+        "input_config_dir": str(workspace.input_config_dir),
+        "model_dir": str(workspace.model_dir),
+        "output_dir": str(workspace.output_dir),
+        "output_data_dir": str(workspace.output_data_dir),
+        "output_intermediate_dir": str(workspace.root / "output" / "intermediate"),
+    }
+    num_cpus = os.cpu_count() or 1
+    training_env: dict[str, Any] = {
+        "job_name": job.name,
+        "current_host": HOST,
+        "hosts": [HOST],
+        "num_gpus": 0,
+        "num_cpus": num_cpus,
+        "hyperparameters": hyperparameters,
+        "channel_input_dirs": channels,
+        "input_data_config": input_data_config(job),
+        "resource_config": resource_config(job),
+        "network_interface_name": "eth0",
+        "log_level": 20,
+        **dirs,
+    }
+    env.update({f"SM_{key.upper()}": value for key, value in dirs.items()})
+    env.update(
+        TRAINING_JOB_NAME=job.name,
+        TRAINING_JOB_ARN=job.arn,
+        PYTHONUNBUFFERED="1",
+        SM_CHANNELS=json.dumps(sorted(channels)),
+        SM_HOSTS=json.dumps([HOST]),
+        SM_CURRENT_HOST=HOST,
+        SM_CURRENT_INSTANCE_TYPE=instance_type(job),
+        SM_NUM_GPUS="0",
+        SM_NUM_CPUS=str(num_cpus),
+        SM_HPS=json.dumps(hyperparameters),
+        SM_RESOURCE_CONFIG=json.dumps(training_env["resource_config"]),
+        SM_INPUT_DATA_CONFIG=json.dumps(training_env["input_data_config"]),
+        SM_NETWORK_INTERFACE_NAME="eth0",
+        SM_LOG_LEVEL="20",
+        SM_TRAINING_ENV=json.dumps(training_env),
+    )
+    for name, path in channels.items():
+        env[f"SM_CHANNEL_{name.upper()}"] = path
+    for key, value in hyperparameters.items():
+        env[f"SM_HP_{key.upper()}"] = str(value)
+    for key, value in (job.request.get("Environment") or {}).items():
+        env[key] = workspace.host_path(value)
+    env.update(client_env)  # last: the job must reach the emulator, never a real endpoint
+    return env

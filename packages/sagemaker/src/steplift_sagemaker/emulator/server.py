@@ -1,0 +1,179 @@
+"""`SageMakerEmulator`: moto's server plus steplift's layer, on 127.0.0.1.
+
+moto internals relied on (hence the exact pin moto[server]==5.2.1):
+`moto.moto_server.werkzeug_app.DomainDispatcherApplication` and `create_backend_app`, the WSGI
+app that `moto.server.ThreadedMotoServer` serves. We serve it ourselves (same werkzeug server)
+so our layer can sit in front. moto's own SageMaker training-job backend is not used; S3 and
+CloudWatch Logs are moto's, reached through the public API. moto keeps its backends in
+process-global state, so emulators in one process share S3 buckets and log groups (training
+jobs, faults and request logs are per emulator).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from steplift.testing.emulation import ControlAPI, EmulatorBase, EmulatorMode, ScriptStep
+
+from .jobs import JobStore
+from .layer import SageMakerLayer
+from .runner import JobRunner, RunContext, remove_workdir
+from .service import TrainingJobService
+from .storage import InternalClients
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT_ID = "123456789012"
+"""The account moto answers for with the test credentials."""
+HOST = "127.0.0.1"
+
+
+class _RequestHandler(WSGIRequestHandler):
+    # One request per connection: every handler thread ends with its response, so nothing
+    # lingers on a kept-alive socket after stop(). Declared here so werkzeug won't upgrade it.
+    protocol_version = "HTTP/1.0"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        logger.debug("%s %s -> %s", self.command, self.path, code)
+
+
+class SageMakerEmulator(EmulatorBase):
+    """SageMaker (training jobs), S3 and CloudWatch Logs on 127.0.0.1 for the real boto3 client.
+
+    Use as a context manager (or start()/stop()). In "execute" mode each training job's
+    ContainerEntrypoint + ContainerArguments runs as a local process; in "scripted" mode every
+    DescribeTrainingJob moves the job one step along its script.
+    """
+
+    service_name = "sagemaker"
+
+    def __init__(
+        self,
+        mode: EmulatorMode = "execute",
+        region: str = "us-east-1",
+        port: int = 0,
+        *,
+        stop_grace: float = 2.0,
+    ) -> None:
+        super().__init__(mode)
+        self.region = region
+        self.port = port
+        self.stop_grace = stop_grace
+        self.store = JobStore(region, ACCOUNT_ID)
+        self.jobs = TrainingJobService(self.store, mode, lambda: self.faults, self._run_context)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._workdir: Path | None = None
+        self._clients: InternalClients | None = None
+
+    # -- serving
+
+    @property
+    def endpoint_url(self) -> str:
+        """http://127.0.0.1:PORT once started."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return f"http://{HOST}:{self._server.server_port}"
+
+    def client_env(self) -> dict[str, str]:
+        """What a boto3 client (or job process) needs to reach this emulator."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "NO_PROXY": f"{HOST},localhost",
+        }
+
+    def start(self) -> Self:
+        """Serve on 127.0.0.1 (port 0 picks a free one) from a background thread."""
+        if self._server is not None:
+            return self
+        # Imported here: moto's server pulls in flask and every backend index (~0.5 s).
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            create_backend_app,
+        )
+
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        app = ControlAPI(self, SageMakerLayer(self, self.jobs, moto_app))
+        self._workdir = Path(tempfile.mkdtemp(prefix="steplift-sagemaker-"))
+        self._server = make_server(
+            HOST, self.port, app, threaded=True, request_handler=_RequestHandler
+        )
+        self._clients = InternalClients(self.endpoint_url, self.region)
+        server = self._server
+        self._thread = threading.Thread(
+            # A short poll keeps stop() quick: shutdown() waits for the loop to notice.
+            target=lambda: server.serve_forever(poll_interval=0.1),
+            name="sagemaker-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End every job process and thread, stop serving and delete job directories."""
+        if self._server is None:
+            return
+        self.jobs.shutdown()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(10.0)
+        self._server = None
+        self._thread = None
+        if self._workdir is not None:
+            remove_workdir(self._workdir)
+            self._workdir = None
+
+    def _run_context(self) -> RunContext:
+        assert self._clients is not None and self._workdir is not None
+        return RunContext(
+            store=self.store,
+            clients=self._clients,
+            workdir=self._workdir,
+            faults=lambda: self.faults,
+            client_env=self.client_env,
+            grace=self.stop_grace,
+        )
+
+    # -- controls
+
+    def reset(self) -> None:
+        """Clear faults, scripts and the request log (jobs stay)."""
+        super().reset()
+        self.jobs.reset_scripts()
+
+    def preempt(self, job_id: str) -> None:
+        """Spot-interrupt a running managed spot job (SecondaryStatus Interrupted, restart).
+
+        KeyError for an unknown job, ValueError for a job that is not spot or not running.
+        """
+        self.jobs.preempt(job_id)
+
+    def fail_instance(self, job_id: str) -> None:
+        """Execute mode: the instance of a running job fails; the job ends Failed with
+        SageMaker's InternalServerError (an infrastructure failure, unlike a preemption)."""
+        self.jobs.fail_instance(job_id)
+
+    def script(
+        self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
+    ) -> None:
+        """Scripted mode: the SecondaryStatus steps of one job, or of all new jobs (None).
+
+        A step is a status ("Training") or ScriptStep("Failed", "AlgorithmError: ...").
+        """
+        self.jobs.set_script(job_id, steps)
+
+    def runner(self, job_id: str) -> JobRunner | None:
+        """Execute mode: the runner of a job (its `process` and `workspace`), for tests."""
+        return self.jobs.runner(job_id)

@@ -1,0 +1,319 @@
+"""The ``sagemaker`` step operator: one training job per step attempt, through boto3."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from steplift.errors import ConfigError
+from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
+from steplift.operator import StepOperator, StepOperatorConfig
+from steplift.polling import PollPolicy
+from steplift.states import FailureKind, JobState
+from steplift.store import ArtifactStore, join_uri
+from steplift_sagemaker.clients import make_client
+from steplift_sagemaker.config import SageMakerStepOperatorConfig, check_environment
+from steplift_sagemaker.resources import (
+    DEFAULT_CPU_INSTANCE_TYPE,
+    check_instance_type,
+    instance_type_for_gpu,
+)
+from steplift_sagemaker.store import S3ArtifactStore
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+DEFAULT_MAX_RUNTIME = 86400  # what SageMaker itself assumes when none is given
+MAX_CONTAINER_ITEM = 256
+MAX_CONTAINER_ITEMS = 100
+
+# SecondaryStatus values during which the job has not started the user's code yet.
+_NOT_STARTED = {
+    "Starting",
+    "Pending",
+    "LaunchingMLInstances",
+    "PreparingTrainingStack",
+    "Downloading",
+    "DownloadingTrainingImage",
+    "Interrupted",
+    "Restarting",
+}
+
+
+def failure_kind(reason: str) -> FailureKind:
+    """Classify a SageMaker FailureReason."""
+    text = reason.lower()
+    if "resourcelimitexceeded" in text or "service limit" in text:
+        return FailureKind.QUOTA
+    if "capacityerror" in text or "insufficientcapacity" in text or "insufficient capacity" in text:
+        return FailureKind.CAPACITY
+    if "spot" in text and "interrupt" in text:
+        return FailureKind.PREEMPTED
+    if "algorithmerror" in text:
+        return FailureKind.USER_CODE
+    if "cannotstartcontainer" in text or ("clienterror" in text and "image" in text):
+        return FailureKind.IMAGE
+    return FailureKind.INFRASTRUCTURE
+
+
+def status_from_description(description: dict[str, Any]) -> JobStatus:
+    """DescribeTrainingJob -> the normalised status."""
+    primary = str(description["TrainingJobStatus"])
+    secondary = str(description.get("SecondaryStatus", ""))
+    provider_state = f"{primary}/{secondary}" if secondary else primary
+    reason = str(description.get("FailureReason", ""))
+    if primary == "InProgress":
+        state = JobState.PENDING if secondary in _NOT_STARTED else JobState.RUNNING
+        return JobStatus(state=state, provider_state=provider_state)
+    if primary == "Completed":
+        return JobStatus(state=JobState.SUCCEEDED, provider_state=provider_state)
+    if primary == "Stopping":
+        return JobStatus(state=JobState.CANCELLING, provider_state=provider_state)
+    if primary == "Stopped":
+        if secondary == "MaxRuntimeExceeded":
+            return JobStatus(
+                state=JobState.FAILED,
+                provider_state=provider_state,
+                message="MaxRuntimeInSeconds exceeded",
+                failure_kind=FailureKind.TIMEOUT,
+            )
+        if secondary == "MaxWaitTimeExceeded":
+            return JobStatus(
+                state=JobState.FAILED,
+                provider_state=provider_state,
+                message="no spot capacity within MaxWaitTimeInSeconds",
+                failure_kind=FailureKind.CAPACITY,
+            )
+        return JobStatus(state=JobState.CANCELLED, provider_state=provider_state, message=reason)
+    return JobStatus(
+        state=JobState.FAILED,
+        provider_state=provider_state,
+        message=reason,
+        failure_kind=failure_kind(reason),
+    )
+
+
+class SageMakerStepOperator(StepOperator):
+    """Runs each step attempt as a SageMaker training job."""
+
+    default_poll_policy = PollPolicy(initial=1.0, factor=1.5, maximum=30.0)
+
+    def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        if not isinstance(config, SageMakerStepOperatorConfig):
+            raise TypeError(
+                f"the sagemaker flavor needs a SageMakerStepOperatorConfig, not {config!r}"
+            )
+        self.sm_config = config
+        self._clients: dict[str, Any] = {}
+        self._store = S3ArtifactStore(lambda: self.client("s3"))
+
+    def client(self, service: str) -> Any:
+        """The boto3 client of ``service`` (sagemaker, s3, logs), created on first use."""
+        if service not in self._clients:
+            self._clients[service] = make_client(service, self.sm_config)
+        return self._clients[service]
+
+    @property
+    def flavor(self) -> str:
+        return "sagemaker"
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        return self._store
+
+    @property
+    def artifact_root(self) -> str:
+        return self.sm_config.bucket
+
+    # -- request building (no API call) -----------------------------------------------------
+
+    def instance_type(self, info: StepRunInfo) -> str:
+        """The step's GPU request, else the config's instance_type, else its gpu, else CPU."""
+        if info.resources.gpu:
+            return instance_type_for_gpu(info.resources.gpu, field="resources.gpu")
+        if self.sm_config.instance_type:
+            return check_instance_type(self.sm_config.instance_type)
+        if self.sm_config.gpu:
+            return instance_type_for_gpu(self.sm_config.gpu)
+        return DEFAULT_CPU_INSTANCE_TYPE
+
+    def job_name(self, info: StepRunInfo) -> str:
+        """The deterministic training-job name of a step attempt."""
+        return info.job_name(max_length=63)
+
+    def create_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The CreateTrainingJob request; ConfigError for anything SageMaker would refuse."""
+        config = self.sm_config
+        entrypoint, arguments = entrypoint_command[:3], entrypoint_command[3:]
+        for field, items in (("entrypoint", entrypoint), ("arguments", arguments)):
+            if len(items) > MAX_CONTAINER_ITEMS:
+                raise ConfigError(f"SageMaker allows {MAX_CONTAINER_ITEMS} container {field}")
+            for item in items:
+                if len(item) > MAX_CONTAINER_ITEM:
+                    raise ConfigError(
+                        f"container {field} items are limited to {MAX_CONTAINER_ITEM} characters; "
+                        "use shorter bucket, pipeline, run or step names",
+                        field="bucket",
+                        value=item,
+                        has_value=True,
+                    )
+        try:
+            check_environment(environment)
+        except ValueError as error:
+            raise ConfigError(str(error), field="environment") from None
+        max_runtime = int(info.max_runtime or config.max_runtime or DEFAULT_MAX_RUNTIME)
+        stopping: dict[str, int] = {"MaxRuntimeInSeconds": max(1, max_runtime)}
+        spot = config.spot or info.resources.spot
+        if spot:
+            stopping["MaxWaitTimeInSeconds"] = config.max_wait or max_runtime + 3600
+        step_folder = info.artifact_uri.rsplit("/", 1)[0]
+        tags = {
+            **config.tags,
+            **info.tags,
+            "steplift:pipeline": info.pipeline,
+            "steplift:run": info.run,
+            "steplift:step": info.step,
+            "steplift:attempt": str(info.attempt),
+        }
+        resource_config: dict[str, Any] = {
+            "InstanceType": self.instance_type(info),
+            "InstanceCount": max(info.resources.nodes, config.instance_count),
+            "VolumeSizeInGB": info.resources.disk_gb or config.volume_size_gb,
+        }
+        if config.keep_alive is not None:
+            resource_config["KeepAlivePeriodInSeconds"] = config.keep_alive
+        if config.kms_key:
+            resource_config["VolumeKmsKeyId"] = config.kms_key
+        request: dict[str, Any] = {
+            "TrainingJobName": self.job_name(info),
+            "RoleArn": config.role_arn,
+            "AlgorithmSpecification": {
+                "TrainingImage": info.image or config.image,
+                "TrainingInputMode": "File",
+                "ContainerEntrypoint": entrypoint,
+                **({"ContainerArguments": arguments} if arguments else {}),
+            },
+            "OutputDataConfig": {
+                "S3OutputPath": join_uri(info.artifact_uri, "output"),
+                **({"KmsKeyId": config.kms_key} if config.kms_key else {}),
+            },
+            "ResourceConfig": resource_config,
+            "StoppingCondition": stopping,
+            "EnableManagedSpotTraining": spot,
+            "Environment": environment,
+            "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
+        }
+        if spot or config.checkpoint_s3_uri:
+            request["CheckpointConfig"] = {
+                "S3Uri": config.checkpoint_s3_uri or join_uri(step_folder, "checkpoints"),
+                "LocalPath": CHECKPOINT_LOCAL_PATH,
+            }
+        if config.subnets:
+            request["VpcConfig"] = {
+                "Subnets": config.subnets,
+                "SecurityGroupIds": config.security_group_ids,
+            }
+        return request
+
+    # -- primitives -------------------------------------------------------------------------
+
+    def _handle(self, name: str, arn: str | None = None) -> JobHandle:
+        return JobHandle(
+            flavor="sagemaker",
+            job_id=name,
+            name=name,
+            extra={"region": self.sm_config.region, **({"arn": arn} if arn else {})},
+        )
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        request = self.create_request(info, entrypoint_command, environment)
+        sagemaker = self.client("sagemaker")
+        # botocore retries throttling and 5xx on this create; the name is deterministic, so a
+        # retry whose first try went through answers ResourceInUse, and we adopt that job.
+        try:
+            response = sagemaker.create_training_job(**request)
+        except sagemaker.exceptions.ResourceInUse:
+            return self._handle(request["TrainingJobName"])
+        return self._handle(request["TrainingJobName"], response.get("TrainingJobArn"))
+
+    def _describe(self, name: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            description: dict[str, Any] = self.client("sagemaker").describe_training_job(
+                TrainingJobName=name
+            )
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            if details.get("Code") == "ValidationException" and "not found" in str(
+                details.get("Message", "")
+            ):
+                return None
+            raise
+        return description
+
+    def find_job(self, info: StepRunInfo) -> JobHandle | None:
+        name = self.job_name(info)
+        description = self._describe(name)
+        if description is None:
+            return None
+        return self._handle(name, description.get("TrainingJobArn"))
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        description = self._describe(handle.job_id)
+        if description is None:
+            return JobStatus(
+                state=JobState.FAILED,
+                provider_state="NotFound",
+                message=f"training job {handle.job_id} does not exist",
+                failure_kind=FailureKind.INFRASTRUCTURE,
+            )
+        return status_from_description(description)
+
+    def cancel(self, handle: JobHandle) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client("sagemaker").stop_training_job(TrainingJobName=handle.job_id)
+        except ClientError as error:
+            # Stopping a job that already ended is refused; there is nothing left to stop.
+            if error.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
+
+    def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+        """CloudWatch Logs streams ``<job>/algo-N-...``, each followed by its forward token."""
+        logs = self.client("logs")
+        tokens: dict[str, str] = json.loads(cursor) if cursor else {}
+        try:
+            streams = logs.describe_log_streams(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{handle.job_id}/"
+            ).get("logStreams", [])
+        except logs.exceptions.ResourceNotFoundException:
+            return LogChunk([], cursor)
+        names = sorted(stream["logStreamName"] for stream in streams)
+        lines: list[str] = []
+        for name in names:
+            host = name.split("/", 1)[1].rsplit("-", 1)[0]
+            prefix = f"[{host}] " if len(names) > 1 else ""
+            for _ in range(100):  # bounded: 100 pages of up to 10,000 events per poll
+                request: dict[str, Any] = {
+                    "logGroupName": LOG_GROUP,
+                    "logStreamName": name,
+                    "startFromHead": True,
+                }
+                if name in tokens:
+                    request["nextToken"] = tokens[name]
+                page = logs.get_log_events(**request)
+                events = page.get("events", [])
+                lines += [prefix + str(event["message"]).rstrip("\n") for event in events]
+                token = page.get("nextForwardToken")
+                unchanged = token == tokens.get(name)
+                if token:
+                    tokens[name] = token
+                if not events or unchanged:
+                    break
+        return LogChunk(lines, json.dumps(tokens, sort_keys=True))

@@ -1,0 +1,108 @@
+"""The sagemaker flavor against the conformance suite, on the executing emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from steplift.models import JobHandle
+from steplift.operator import StepOperator
+from steplift.states import FailureKind
+from steplift.testing import ConformanceClock, StepOperatorConformance
+from steplift.testing.emulation import wait_until
+from steplift_sagemaker.emulator import SageMakerEmulator
+from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.operator import SageMakerStepOperator
+
+ROLE = "arn:aws:iam::123456789012:role/steplift"
+BUCKET = "steplift-conformance"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[SageMakerEmulator]:
+    with SageMakerEmulator(mode="execute") as running:
+        yield running
+
+
+@pytest.fixture
+def aws_env(emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = emulator.client_env()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+class EmulatorBackend:
+    """Counts what the real boto3 client sent; loses instances under running jobs."""
+
+    def __init__(self, emulator: SageMakerEmulator) -> None:
+        self.emulator = emulator
+
+    def submissions(self) -> int:
+        return len(self.emulator.requests.filter("CreateTrainingJob"))
+
+    def api_calls(self) -> int:
+        return len([r for r in self.emulator.requests.list() if r.service == "sagemaker"])
+
+    def fail_infrastructure(self, operator: StepOperator, handle: JobHandle) -> FailureKind:
+        runner = self.emulator.runner(handle.job_id)
+        # "Training" is reported just before the process starts.
+        assert runner is not None and wait_until(lambda: runner.process is not None)
+        self.emulator.fail_instance(handle.job_id)
+        return FailureKind.INFRASTRUCTURE
+
+    def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
+        runner = self.emulator.runner(handle.job_id)
+        return runner is not None and runner.process is not None and runner.process.poll() is None
+
+
+class TestSageMakerConformance(StepOperatorConformance):
+    flavor = "sagemaker"
+
+    @pytest.fixture
+    def operator(
+        self, clock: ConformanceClock, emulator: SageMakerEmulator, aws_env: dict[str, str]
+    ) -> SageMakerStepOperator:
+        flavor = SageMakerFlavor()
+        config = flavor.validate_config(
+            {
+                "region": emulator.region,
+                "role_arn": ROLE,
+                "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest",
+                "bucket": f"s3://{BUCKET}/runs",
+                "endpoint_url": emulator.endpoint_url,
+            }
+        )
+        operator = flavor.create(config, name="sm", clock=clock.now, sleep=clock.sleep)
+        assert isinstance(operator, SageMakerStepOperator)
+        s3 = boto3.session.Session().client("s3", endpoint_url=emulator.endpoint_url)
+        s3.create_bucket(Bucket=BUCKET)
+        return operator
+
+    @pytest.fixture
+    def backend(self, emulator: SageMakerEmulator) -> EmulatorBackend:
+        return EmulatorBackend(emulator)
+
+    @pytest.fixture
+    def invalid_configs(self) -> list[dict[str, Any]]:
+        good = {
+            "region": "us-east-1",
+            "role_arn": ROLE,
+            "image": "img",
+            "bucket": "s3://bucket-1/p",
+        }
+        return [
+            {**good, "role_arn": "not-an-arn"},
+            {**good, "bucket": "gs://bucket-1/p"},
+            {**good, "instance_type": "ml.g5.huge"},
+            {**good, "gpu": "A10G:3"},
+            {**good, "environment": {f"K{i}": "v" for i in range(101)}},
+            {**good, "environment": {"K": "v" * 1025}},
+            {**good, "spot": False, "max_wait": 100},
+            {**good, "subnets": ["subnet-1"]},
+            {key: value for key, value in good.items() if key != "image"},
+            {**good, "colour": "blue"},
+        ]

@@ -1,0 +1,282 @@
+"""The sagemaker flavor: config rules, GPU mapping, request shapes, status mapping, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from steplift.errors import ConfigError
+from steplift.models import Resources, StepRunInfo
+from steplift.states import FailureKind, JobState
+from steplift_sagemaker.emulator import SageMakerEmulator
+from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.operator import SageMakerStepOperator, failure_kind, status_from_description
+from steplift_sagemaker.resources import TRAINING_INSTANCE_TYPES, instance_type_for_gpu
+
+ROLE = "arn:aws:iam::123456789012:role/steplift"
+BUCKET = "steplift-shapes"
+BASE = {
+    "region": "us-east-1",
+    "role_arn": ROLE,
+    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest",
+    "bucket": f"s3://{BUCKET}/runs",
+}
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[SageMakerEmulator]:
+    with SageMakerEmulator(mode="scripted") as running:
+        yield running
+
+
+def make_operator(
+    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, **fields: Any
+) -> SageMakerStepOperator:
+    for key, value in emulator.client_env().items():
+        monkeypatch.setenv(key, value)
+    flavor = SageMakerFlavor()
+    config = flavor.validate_config({**BASE, "endpoint_url": emulator.endpoint_url, **fields})
+    operator = flavor.create(config, name="sm")
+    assert isinstance(operator, SageMakerStepOperator)
+    return operator
+
+
+def info(step: str, **fields: Any) -> StepRunInfo:
+    return StepRunInfo(
+        pipeline="p",
+        run="shapes",
+        step=step,
+        artifact_uri=f"s3://{BUCKET}/runs/p/shapes/{step}/1",
+        **fields,
+    )
+
+
+def sent(emulator: SageMakerEmulator, name: str) -> dict[str, Any]:
+    creates = [
+        r
+        for r in emulator.requests.filter("CreateTrainingJob")
+        if r.params["TrainingJobName"] == name
+    ]
+    assert len(creates) == 1
+    return creates[0].params
+
+
+def test_the_instance_type_table_matches_botocore() -> None:
+    from botocore.loaders import Loader
+
+    model = Loader().load_service_model("sagemaker", "service-2")
+    assert set(model["shapes"]["TrainingInstanceType"]["enum"]) == TRAINING_INSTANCE_TYPES
+
+
+@pytest.mark.parametrize(
+    ("gpu", "instance_type"),
+    [
+        ("T4:1", "ml.g4dn.xlarge"),
+        ("A10G:4", "ml.g5.12xlarge"),
+        ("L4:8", "ml.g6.48xlarge"),
+        ("V100:1", "ml.p3.2xlarge"),
+        ("A100:8", "ml.p4d.24xlarge"),
+        ("H100:8", "ml.p5.48xlarge"),
+    ],
+)
+def test_gpu_requests_map_to_instance_types(gpu: str, instance_type: str) -> None:
+    assert instance_type_for_gpu(gpu) == instance_type
+    assert instance_type in TRAINING_INSTANCE_TYPES
+
+
+def test_an_impossible_gpu_request_lists_what_exists() -> None:
+    with pytest.raises(ConfigError) as caught:
+        instance_type_for_gpu("A10G:3")
+    assert "A10G:1, A10G:4, A10G:8" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"role_arn": "arn:aws:iam::12:role/x"}, "role_arn"),
+        ({"bucket": "s3:/nope"}, "bucket"),
+        ({"instance_type": "ml.g5.huge"}, "instance_type"),
+        ({"gpu": "Z9:1"}, "gpu"),
+        ({"spot": True, "max_runtime": 3600, "max_wait": 60}, "max_wait"),
+        ({"security_group_ids": ["sg-1"]}, "security_group_ids"),
+        ({"keep_alive": 99999}, "keep_alive"),
+        ({"tags": {"aws:reserved": "x"}}, "tags"),
+        ({"aws_access_key_id": "AKIA"}, "aws_secret_access_key"),
+        ({"region": "moon"}, "region"),
+    ],
+)
+def test_config_errors_name_the_field(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SageMakerFlavor().validate_config({**BASE, **fields}, file="steplift.toml", operator="gpu")
+    assert caught.value.field == field, str(caught.value)
+    assert str(caught.value).startswith("steplift.toml: operator 'gpu': field ")
+
+
+def test_request_shape_carries_gpu_entrypoint_env_spot_tags_and_timeouts(
+    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(
+        scripted,
+        monkeypatch,
+        gpu="T4:1",
+        spot=True,
+        max_runtime=1800,
+        tags={"team": "ml"},
+        keep_alive=600,
+        environment={"FROM_CONFIG": "1"},
+    )
+    step = info(
+        "shape",
+        resources=Resources(gpu="A10G:4", disk_gb=100),
+        environment={"FROM_STEP": "2"},
+        tags={"kind": "test"},
+    )
+    command = [
+        "python",
+        "-m",
+        "steplift.entrypoint",
+        "--execution-info-uri",
+        "s3://x/y",
+        "--execution-info-sha256",
+        "ab",
+    ]
+    handle = operator.submit(step, command, operator.job_environment(step))
+    request = sent(scripted, handle.job_id)
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.g5.12xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 100,
+        "KeepAlivePeriodInSeconds": 600,
+    }
+    assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == command[:3]
+    assert request["AlgorithmSpecification"]["ContainerArguments"] == command[3:]
+    assert request["Environment"] == {"FROM_CONFIG": "1", "FROM_STEP": "2"}
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 1800,
+        "MaxWaitTimeInSeconds": 5400,
+    }
+    assert request["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/runs/p/shapes/shape/checkpoints"
+    tags = {tag["Key"]: tag["Value"] for tag in request["Tags"]}
+    assert tags["team"] == "ml" and tags["kind"] == "test" and tags["steplift:run"] == "shapes"
+    assert handle.job_id == step.job_name(max_length=63)
+
+
+def test_resubmitting_adopts_the_existing_job(
+    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(scripted, monkeypatch)
+    step = info("twice")
+    first = operator.submit(step, ["python"], {})
+    again = operator.submit(step, ["python"], {})
+    assert again.job_id == first.job_id
+    assert operator.find_job(step) is not None
+    assert operator.find_job(info("never")) is None
+
+
+def test_scripted_lifecycle_is_normalised(
+    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(scripted, monkeypatch)
+    handle = operator.submit(info("life"), ["python"], {})
+    states = [operator.get_status(handle).state for _ in range(5)]
+    assert states[0] is JobState.PENDING
+    assert JobState.RUNNING in states
+    assert states[-1] is JobState.SUCCEEDED
+
+
+def test_bad_input_makes_no_api_call(
+    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(scripted, monkeypatch)
+    before = len(scripted.requests.list())
+    with pytest.raises(ConfigError, match="at most 100 variables"):
+        operator.submit(info("env"), ["python"], {f"K{i}": "v" for i in range(101)})
+    with pytest.raises(ConfigError, match="no training instance"):
+        operator.submit(info("gpu", resources=Resources(gpu="A100:3")), ["python"], {})
+    assert len(scripted.requests.list()) == before
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind"),
+    [
+        (
+            "ResourceLimitExceeded: The account-level service limit 'ml.p4d.24xlarge for "
+            "training job usage' is 0 Instances",
+            FailureKind.QUOTA,
+        ),
+        ("CapacityError: Unable to provision requested ML compute capacity.", FailureKind.CAPACITY),
+        ("AlgorithmError: See job logs for more information, exit code: 1", FailureKind.USER_CODE),
+        ("ClientError: Cannot pull image 123.dkr.ecr/x", FailureKind.IMAGE),
+        (
+            "InternalServerError: We encountered an internal error. Please try again.",
+            FailureKind.INFRASTRUCTURE,
+        ),
+    ],
+)
+def test_failure_reasons_map_to_kinds(reason: str, kind: FailureKind) -> None:
+    assert failure_kind(reason) is kind
+    status = status_from_description(
+        {"TrainingJobStatus": "Failed", "SecondaryStatus": "Failed", "FailureReason": reason}
+    )
+    assert (
+        status.state is JobState.FAILED and status.failure_kind is kind and status.message == reason
+    )
+
+
+def test_stopped_by_max_runtime_is_a_timeout() -> None:
+    status = status_from_description(
+        {"TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxRuntimeExceeded"}
+    )
+    assert status.state is JobState.FAILED and status.failure_kind is FailureKind.TIMEOUT
+    stopped = status_from_description(
+        {"TrainingJobStatus": "Stopped", "SecondaryStatus": "Stopped"}
+    )
+    assert stopped.state is JobState.CANCELLED
+
+
+def test_logs_are_read_incrementally_without_duplicates(
+    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(scripted, monkeypatch)
+    handle = operator.submit(info("logs"), ["python"], {})
+    logs = boto3.session.Session().client("logs", endpoint_url=scripted.endpoint_url)
+    group, stream = "/aws/sagemaker/TrainingJobs", f"{handle.job_id}/algo-1-1700000000"
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": f"line {i}"} for i in range(3)],
+    )
+    first = operator.read_logs(handle, None)
+    assert first.lines == ["line 0", "line 1", "line 2"]
+    assert operator.read_logs(handle, first.cursor).lines == []
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + 10, "message": "line 3"}],
+    )
+    assert operator.read_logs(handle, first.cursor).lines == ["line 3"]
+
+
+def test_importing_the_flavor_imports_no_sdk() -> None:
+    probe = (
+        "import sys, json, steplift_sagemaker.flavor as f\n"
+        "f.SageMakerFlavor().validate_config({'region': 'us-east-1', 'role_arn': "
+        f"'{ROLE}', 'image': 'i', 'bucket': 's3://bucket-1/p', 'gpu': 'A10G:1'}})\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('boto3', 'botocore', 'google', 'azure', 'moto'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
