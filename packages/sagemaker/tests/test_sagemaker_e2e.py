@@ -135,3 +135,34 @@ def test_steplift_operators_validates_the_sagemaker_operator(configured: Path) -
         check=True,
     ).stdout
     assert "sagemaker" in out and "valid" in out
+
+
+def test_steplift_emulator_sagemaker_serves_and_prints_the_client_env() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steplift.cli", "emulator", "sagemaker", "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        seen = read_until(process.stdout, "AWS_ENDPOINT_URL", timeout=60)
+        endpoint = seen.split("AWS_ENDPOINT_URL=", 1)[1].split()[0].strip("'\"")
+        assert endpoint.startswith("http://127.0.0.1:")
+        client = boto3.session.Session().client(
+            "sagemaker",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        assert client.list_training_jobs()["TrainingJobSummaries"] == []
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe:
+                pipe.close()

@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
-import selectors
+import queue
+import threading
 import time
 from typing import IO
 
 
 def read_until(stream: IO[str], needle: str, timeout: float = 30.0) -> str:
-    """Read lines from a pipe until one contains ``needle``; AssertionError after ``timeout``."""
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
+    """Read lines from a pipe until one contains ``needle``; AssertionError after ``timeout``.
+
+    A thread does the blocking reads: select() on a buffered text pipe would miss lines
+    already pulled into Python's buffer.
+    """
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                lines.put(line)
+                if needle in line:
+                    return
+        except (OSError, ValueError):  # the test closed the pipe after giving up
+            pass
+        lines.put("")  # end of stream
+
+    threading.Thread(target=pump, name="read-until", daemon=True).start()
     seen = ""
     give_up = time.monotonic() + timeout
-    try:
-        while time.monotonic() < give_up:
-            if not selector.select(timeout=0.1):
-                continue
-            line = stream.readline()
-            if not line:
-                break
-            seen += line
-            if needle in line:
-                return seen
-    finally:
-        selector.close()
+    while (left := give_up - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if not line:
+            break
+        seen += line
+        if needle in line:
+            return seen
     raise AssertionError(f"{needle!r} never appeared; output so far: {seen!r}")
