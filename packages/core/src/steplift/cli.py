@@ -298,12 +298,16 @@ def _cmd_list(_args: argparse.Namespace) -> int:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    module_name = f"steplift_{args.cloud}.emulator"
     try:
-        module = importlib.import_module(module_name)
+        importlib.import_module(f"steplift_{args.cloud}")
     except ImportError:
         hint = f'pip install "steplift[{args.cloud}]"'
-        raise _usage(f"the {args.cloud} emulator is not installed; add it with: {hint}") from None
+        raise _usage(f"the {args.cloud} flavor is not installed; add it with: {hint}") from None
+    try:
+        module = importlib.import_module(f"steplift_{args.cloud}.emulator")
+    except ImportError as error:
+        hint = f'pip install "steplift-{args.cloud}[emulator]"'
+        raise _usage(f"the {args.cloud} emulator needs {error.name}; add it with: {hint}") from None
     result: Any = module.main(list(args.args))
     return int(result or 0)
 
