@@ -97,7 +97,8 @@ def test_emulator_of_a_missing_provider_exits_two(
     monkeypatch.setitem(sys.modules, "steplift_azureml", None)  # as if not installed
     assert main(["emulator", "azureml"]) == 2
     err = capsys.readouterr().err
-    assert 'the azureml flavor is not installed; add it with: pip install "steplift[azureml]"' in err
+    assert "the azureml flavor is not installed" in err
+    assert 'pip install "steplift[azureml]"' in err
 
 
 @pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
