@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 
 from steplift.cli import main
 from steplift.runs import RunIndex
-from steplift.testing.processes import read_until
+from steplift.testing.processes import read_until, signal_and_wait, steplift_process
 
 
 def test_run_streams_output_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,26 +105,10 @@ def test_a_signal_cancels_the_job_and_exits_128_plus_signal(
 ) -> None:
     run = f"sig-{sig.name.lower()}"
     script = "import time; print('job started', flush=True); time.sleep(120)"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "steplift.cli", "run", "--name", run, "--", "python", "-c", script],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ},
-    )
-    try:
+    with steplift_process("run", "--name", run, "--", "python", "-c", script) as process:
         assert process.stdout is not None
         read_until(process.stdout, "job started")
-        process.send_signal(sig)
-        code = process.wait(timeout=60)
-        err = process.stderr.read() if process.stderr else ""
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe:
-                pipe.close()
+        code, err = signal_and_wait(process, sig)
     assert code == expected, err
     assert f"interrupted by {sig.name}" in err and "CANCELLED" in err
     record = RunIndex().steps(run)[0]

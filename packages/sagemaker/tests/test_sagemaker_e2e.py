@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import steplift
 from steplift.errors import StepFailed
 from steplift.runs import RunIndex
 from steplift.testing import steps
-from steplift.testing.processes import read_until
+from steplift.testing.processes import read_until, signal_and_wait, steplift_process
 from steplift_sagemaker.emulator import SageMakerEmulator
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -86,37 +85,10 @@ def test_ctrl_c_in_the_cli_leaves_the_job_stopped(
     configured: Path, emulator: SageMakerEmulator
 ) -> None:
     script = "import time; print('job started', flush=True); time.sleep(120)"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "steplift.cli",
-            "run",
-            "--name",
-            "e2e-sigint",
-            "--",
-            "python",
-            "-c",
-            script,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ},
-    )
-    try:
+    with steplift_process("run", "--name", "e2e-sigint", "--", "python", "-c", script) as process:
         assert process.stdout is not None
         read_until(process.stdout, "job started", timeout=60)
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=60)
-        err = process.stderr.read() if process.stderr else ""
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe:
-                pipe.close()
+        code, err = signal_and_wait(process, signal.SIGINT)
     assert code == 130, err
     record = RunIndex().steps("e2e-sigint")[0]
     assert record.handle is not None
@@ -138,13 +110,7 @@ def test_steplift_operators_validates_the_sagemaker_operator(configured: Path) -
 
 
 def test_steplift_emulator_sagemaker_serves_and_prints_the_client_env() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "steplift.cli", "emulator", "sagemaker", "--port", "0", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with steplift_process("emulator", "sagemaker", "--port", "0", "--quiet") as process:
         assert process.stdout is not None
         seen = read_until(process.stdout, "AWS_ENDPOINT_URL", timeout=60)
         endpoint = seen.split("AWS_ENDPOINT_URL=", 1)[1].split()[0].strip("'\"")
@@ -157,12 +123,4 @@ def test_steplift_emulator_sagemaker_serves_and_prints_the_client_env() -> None:
             aws_secret_access_key="testing",
         )
         assert client.list_training_jobs()["TrainingJobSummaries"] == []
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe:
-                pipe.close()
+        assert signal_and_wait(process, signal.SIGINT, timeout=30)[0] == 0

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 
@@ -40,3 +44,32 @@ def read_until(stream: IO[str], needle: str, timeout: float = 30.0) -> str:
         if needle in line:
             return seen
     raise AssertionError(f"{needle!r} never appeared; output so far: {seen!r}")
+
+
+@contextmanager
+def steplift_process(*arguments: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m steplift.cli ARGUMENTS`` with piped text output; killed and closed after."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steplift.cli", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe:
+                pipe.close()
+
+
+def signal_and_wait(
+    process: subprocess.Popen[str], signal_number: int, timeout: float = 60.0
+) -> tuple[int, str]:
+    """Send a signal; return the exit code and what the process wrote to stderr."""
+    process.send_signal(signal_number)
+    code = process.wait(timeout=timeout)
+    return code, process.stderr.read() if process.stderr else ""
