@@ -132,3 +132,30 @@ def test_logs_follow_streams_until_the_job_ends(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out.strip() == "sleeping"
     status = handle.status()
     assert status is not None and status.state.is_terminal
+
+
+def test_a_relaunch_after_the_launcher_died_adopts_the_running_job(isolated_steplift: Path) -> None:
+    script = (
+        "import pathlib, time; print('job started', flush=True); "
+        "[time.sleep(0.05) for _ in range(200) if not pathlib.Path('go').exists()]; print('done')"
+    )
+    command = ("run", "--name", "crash", "--", "python", "-c", script)
+    with steplift_process(*command) as first:
+        assert first.stdout is not None
+        read_until(first.stdout, "job started")
+        code, _ = signal_and_wait(first, signal.SIGKILL)  # the launcher dies; the job lives on
+    assert code == -signal.SIGKILL
+    jobs = sorted((isolated_steplift / ".steplift" / "local" / "jobs").iterdir())
+    assert len(jobs) == 1
+    with steplift_process(*command) as second:
+        assert second.stderr is not None and second.stdout is not None
+        read_until(second.stderr, "adopted existing local job")
+        (isolated_steplift / "go").touch()  # only now may the job finish
+        code, out = second.wait(timeout=60), second.stdout.read()
+    assert code == 0
+    assert out.splitlines() == ["job started", "done"]  # every line once, from the start
+    with steplift_process(*command) as third:  # the step is done: its stored result, again
+        code, out = third.wait(timeout=60), third.stdout.read() if third.stdout else ""
+    assert code == 0
+    assert out.splitlines() == ["job started", "done"]
+    assert sorted((isolated_steplift / ".steplift" / "local" / "jobs").iterdir()) == jobs

@@ -241,6 +241,11 @@ class StepLauncher:
             entry.message = "result already stored; nothing submitted"
             entry.handle = self.operator.find_job(info)
             self.index.record(entry)
+            if entry.handle is not None:
+                # Show the finished job as a live launch would have: its logs and end state.
+                self.observer.on_job(entry.handle, True)
+                self.operator.stream_logs(entry.handle, None, self.observer)
+                self.observer.on_status(self.operator.get_status(entry.handle))
             return self._value_of(stored, entry.handle)
         command = self.entrypoint_command(info_uri, info_sha)
         self.index.record(entry)

@@ -203,13 +203,13 @@ class StepOperator(ABC):
             if status != last:
                 observer.on_status(status)
                 last = status
-            cursor = self._pump_logs(handle, cursor, observer)
+            cursor = self.stream_logs(handle, cursor, observer)
             if status.state.is_terminal:
                 self._conclude(handle, status, max_runtime)
                 return
             if deadline is not None and self.clock() >= deadline:
                 final = self._cancel_and_confirm(handle, observer)
-                self._pump_logs(handle, cursor, observer)
+                self.stream_logs(handle, cursor, observer)
                 raise StepTimeout(
                     f"job {handle.name} ran past its max runtime of {max_runtime:g} s and "
                     f"was {'stopped' if final else 'asked to stop'}",
@@ -221,9 +221,10 @@ class StepOperator(ABC):
                 delay = max(0.0, min(delay, deadline - self.clock()))
             self.sleep(delay)
 
-    def _pump_logs(
+    def stream_logs(
         self, handle: JobHandle, cursor: str | None, observer: LaunchObserver
     ) -> str | None:
+        """Hand new log lines to the observer; return the next cursor (logs are best effort)."""
         try:
             chunk = self.read_logs(handle, cursor)
         except Exception as error:  # logs are best effort: never lose track of a paid job

@@ -183,9 +183,7 @@ class RequestLog:
         with self._lock:
             return list(self._items)
 
-    def filter(
-        self, operation: str, service: str | None = None
-    ) -> builtins.list[RecordedRequest]:
+    def filter(self, operation: str, service: str | None = None) -> builtins.list[RecordedRequest]:
         """The recorded calls of one operation (optionally of one service)."""
         return [
             item
@@ -570,8 +568,13 @@ class _ControlError(Exception):
         self.status = status
 
 
-_STATUS_TEXT = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                409: "Conflict"}
+_STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+}
 
 
 class ControlAPI:
@@ -590,7 +593,7 @@ class ControlAPI:
         if not path.startswith(CONTROL_PREFIX):
             return self.app(environ, start_response)
         try:
-            status, body = self._route(environ, path[len(CONTROL_PREFIX):].strip("/"))
+            status, body = self._route(environ, path[len(CONTROL_PREFIX) :].strip("/"))
         except _ControlError as error:
             status, body = error.status, {"error": str(error)}
         payload = json.dumps(body).encode()
@@ -640,7 +643,7 @@ class ControlAPI:
     def _script(self, job_id: str | None, environ: dict[str, Any]) -> tuple[int, Any]:
         steps = _json_object(environ).get("steps")
         if not isinstance(steps, list):
-            raise _ControlError(400, "body must be {\"steps\": [...]}")
+            raise _ControlError(400, 'body must be {"steps": [...]}')
         try:
             self.emulator.script(job_id, steps)
         except ValueError as error:
@@ -776,8 +779,9 @@ def serve_until_interrupted(emulator: Emulator, title: str, out: IO[str]) -> int
             print(f"{title} ({emulator.mode} mode) listening on {emulator.endpoint_url}", file=out)
             for line in export_lines(emulator.client_env()):
                 print(line, file=out)
-            print(f"control API: {emulator.endpoint_url}{CONTROL_PREFIX}  (Ctrl-C to stop)",
-                  file=out)
+            print(
+                f"control API: {emulator.endpoint_url}{CONTROL_PREFIX}  (Ctrl-C to stop)", file=out
+            )
             out.flush()
             with contextlib.suppress(KeyboardInterrupt):
                 while not stop.wait(0.5):
