@@ -12,8 +12,27 @@ from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import LaunchObserver, StepOperator, StepOperatorConfig
 from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
-from steplift.store import ArtifactStore, LocalArtifactStore
+from steplift.store import ArtifactStore
 from steplift.testing import ConformanceClock
+
+
+class MemoryStore:
+    """An artifact store in a dict (receipts land here)."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def put(self, uri: str, data: bytes) -> None:
+        self.blobs[uri] = data
+
+    def get(self, uri: str) -> bytes:
+        return self.blobs[uri]
+
+    def exists(self, uri: str) -> bool:
+        return uri in self.blobs
+
+    def list(self, prefix: str) -> list[str]:
+        return sorted(uri for uri in self.blobs if uri.startswith(prefix))
 
 
 class ScriptedOperator(StepOperator):
@@ -27,6 +46,7 @@ class ScriptedOperator(StepOperator):
         self.jobs: dict[str, JobHandle] = {}
         self.cancelled = False
         self.submit_hook: Any = None
+        self.store = MemoryStore()
 
     @property
     def flavor(self) -> str:
@@ -34,11 +54,11 @@ class ScriptedOperator(StepOperator):
 
     @property
     def artifact_store(self) -> ArtifactStore:
-        return LocalArtifactStore()
+        return self.store
 
     @property
     def artifact_root(self) -> str:
-        return "/nonexistent"
+        return "memory://"
 
     def submit(
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
@@ -87,7 +107,7 @@ class Recorder(LaunchObserver):
         self.warnings.append(message)
 
 
-INFO = StepRunInfo(pipeline="p", run="r", step="s", artifact_uri="/nonexistent/p/r/s/1")
+INFO = StepRunInfo(pipeline="p", run="r", step="s", artifact_uri="memory://p/r/s/1")
 RUNNING = JobStatus(state=JobState.RUNNING, provider_state="InProgress")
 DONE = JobStatus(state=JobState.SUCCEEDED, provider_state="Completed")
 
@@ -218,3 +238,92 @@ def test_poll_policy_refuses_nonsense() -> None:
         PollPolicy(initial=0)
     with pytest.raises(ValueError, match="maximum"):
         PollPolicy(initial=2, maximum=1)
+
+
+class Flaky(Exception):
+    """A transient error, as a throttled or unavailable control plane gives."""
+
+
+class FlakyOperator(ScriptedOperator):
+    """Fails the first ``failures`` status calls (and, if asked, the create after it went in)."""
+
+    def __init__(self, script: list[JobStatus], failures: int = 0, **kwargs: Any) -> None:
+        super().__init__(script, **kwargs)
+        self.failures = failures
+        self.lose_create_response = False
+
+    def is_transient_error(self, error: Exception) -> bool:
+        return isinstance(error, Flaky)
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        handle = super().submit(info, entrypoint_command, environment)
+        if self.lose_create_response:
+            self.lose_create_response = False
+            raise Flaky("connection reset after the create went through")
+        return handle
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        if self.failures:
+            self.failures -= 1
+            self.calls.append("get_status!")
+            raise Flaky("Rate exceeded")
+        return super().get_status(handle)
+
+
+def test_a_receipt_is_written_and_adopted_from(clock: ConformanceClock) -> None:
+    operator = make([DONE], clock)
+    operator.launch(INFO, ["cmd"])
+    receipt = JobHandle.model_validate_json(operator.store.get("memory://p/r/s/1/receipt.json"))
+    assert receipt == operator.jobs[INFO.attempt_key]
+    operator.calls.clear()
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    assert recorder.jobs == [(receipt, True)]
+    assert "find_job" not in operator.calls and "submit" not in operator.calls
+
+
+def test_a_throttling_storm_slows_polling_instead_of_failing(clock: ConformanceClock) -> None:
+    operator = FlakyOperator([RUNNING, DONE], failures=6, clock=clock.now, sleep=clock.sleep)
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    assert operator.calls.count("get_status!") == 6
+    assert len(recorder.warnings) == 6 and "Rate exceeded" in recorder.warnings[0]
+
+
+def test_the_transient_budget_is_bounded(clock: ConformanceClock) -> None:
+    operator = FlakyOperator([RUNNING], failures=10**6, clock=clock.now, sleep=clock.sleep)
+    with pytest.raises(Flaky):
+        operator.launch(INFO, ["cmd"])
+    spent = clock.time - 1000.0
+    assert (
+        operator.transient_budget
+        <= spent
+        <= operator.transient_budget + operator.poll_policy.maximum
+    )
+
+
+def test_a_create_that_failed_transiently_is_checked_before_submitting_again(
+    clock: ConformanceClock,
+) -> None:
+    operator = FlakyOperator([DONE], clock=clock.now, sleep=clock.sleep)
+    operator.lose_create_response = True
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    assert operator.calls.count("submit") == 1
+    assert operator.calls[:3] == ["find_job", "submit", "find_job"]
+    assert recorder.jobs == [(operator.jobs[INFO.attempt_key], False)]
+
+
+def test_a_job_stuck_in_the_queue_is_cancelled_with_the_reason(clock: ConformanceClock) -> None:
+    queued = JobStatus(
+        state=JobState.PENDING, provider_state="InProgress/Starting", message="Waiting for capacity"
+    )
+    operator = make([queued], clock)
+    info = INFO.model_copy(update={"max_queue_time": 120.0})
+    with pytest.raises(StepFailed) as caught:
+        operator.launch(info, ["cmd"])
+    assert caught.value.failure_kind is FailureKind.CAPACITY
+    assert "Waiting for capacity" in str(caught.value) and "120" in str(caught.value)
+    assert "cancel" in operator.calls

@@ -158,7 +158,12 @@ def test_request_shape_carries_gpu_entrypoint_env_spot_tags_and_timeouts(
     }
     assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == command[:3]
     assert request["AlgorithmSpecification"]["ContainerArguments"] == command[3:]
-    assert request["Environment"] == {"FROM_CONFIG": "1", "FROM_STEP": "2"}
+    assert request["Environment"] == {
+        "FROM_CONFIG": "1",
+        "FROM_STEP": "2",
+        "STEPLIFT_CHECKPOINT_DIR": "/opt/ml/checkpoints",
+    }
+    assert request["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {
         "MaxRuntimeInSeconds": 1800,

@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "step": "steplift.sdk",
     "submit": "steplift.sdk",
     "run_command": "steplift.sdk",
+    "checkpoint_dir": "steplift.sdk",
     "StepFunction": "steplift.sdk",
     "StepHandle": "steplift.sdk",
     "run": "steplift.runs",
@@ -58,6 +59,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "checkpoint_dir",
     "ArtifactStore",
     "ConfigError",
     "FailureKind",
@@ -122,6 +124,6 @@ if TYPE_CHECKING:
     from steplift.operator import Flavor, LaunchObserver, StepOperator, StepOperatorConfig
     from steplift.polling import PollPolicy
     from steplift.runs import Run, run
-    from steplift.sdk import StepFunction, StepHandle, run_command, step, submit
+    from steplift.sdk import StepFunction, StepHandle, checkpoint_dir, run_command, step, submit
     from steplift.states import FailureKind, JobState
     from steplift.store import ArtifactStore

@@ -48,6 +48,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--step", help="step name within the run (default: from the command)")
     run.add_argument("--gpu", help="GPU type and count, e.g. A10G:1")
     run.add_argument("--max-runtime", type=float, help="stop the job after this many seconds")
+    run.add_argument("--max-queue-time", type=float, help="give up if not started by then (s)")
     run.add_argument("--retries", type=int, default=0, help="retry preempted/capacity failures")
     run.add_argument(
         "--env",
@@ -108,7 +109,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     environment = _parse_env(args.env)
     resources = {"gpu": args.gpu} if args.gpu else None
     # Everything is validated before anything is printed or submitted.
-    make_options(resources=resources, max_runtime=args.max_runtime, retries=args.retries)
+    make_options(
+        resources=resources,
+        max_runtime=args.max_runtime,
+        max_queue_time=args.max_queue_time,
+        retries=args.retries,
+    )
     operator = resolve_operator(args.operator)
     run = resolve_run(args.run_name)
     err = _console(stderr=True)
@@ -127,6 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         name=args.step,
         resources=resources,
         max_runtime=args.max_runtime,
+        max_queue_time=args.max_queue_time,
         retries=args.retries,
         environment=environment,
         observer=RichObserver(err),

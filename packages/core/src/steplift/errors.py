@@ -44,9 +44,9 @@ class ConfigError(StepliftError, ValueError):
         if file:
             parts.append(file)
         if operator:
-            parts.append(f"operator '{operator}'")
+            parts.append(f"operator {operator!r}")
         if field:
-            parts.append(f"field '{field}'")
+            parts.append(f"field {field!r}")
         where = ": ".join(parts)
         text = f"{where}: {problem}" if where else problem
         if has_value:

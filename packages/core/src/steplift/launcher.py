@@ -41,12 +41,21 @@ class StepOptions:
 
     resources: Resources = field(default_factory=Resources)
     max_runtime: float | None = None
+    max_queue_time: float | None = None
     retries: int = 0
+    retry_user_code: bool = False
     environment: dict[str, str] = field(default_factory=dict)
     image: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.max_queue_time is not None and not self.max_queue_time > 0:
+            raise ConfigError(
+                "must be a positive number of seconds",
+                field="max_queue_time",
+                value=self.max_queue_time,
+                has_value=True,
+            )
         if self.max_runtime is not None and not self.max_runtime > 0:
             raise ConfigError(
                 "must be a positive number of seconds",
@@ -186,7 +195,10 @@ class StepLauncher:
             try:
                 return self.run_attempt(spec, run=run, step=step, attempt=attempt, options=options)
             except StepFailed as failure:
-                if attempt > options.retries or not failure.failure_kind.is_transient:
+                retryable = failure.failure_kind.is_transient or (
+                    options.retry_user_code and failure.failure_kind is FailureKind.USER_CODE
+                )
+                if attempt > options.retries or not retryable:
                     raise
                 self.observer.on_warning(
                     f"attempt {attempt} of step {step} failed ({failure.failure_kind.value}); "
@@ -212,6 +224,7 @@ class StepLauncher:
             resources=options.resources,
             environment=environment,
             max_runtime=options.max_runtime or self.operator.config.max_runtime,
+            max_queue_time=options.max_queue_time or self.operator.config.max_queue_time,
             image=options.image,
             tags=options.tags,
             artifact_uri=folder,

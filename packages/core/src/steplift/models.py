@@ -72,6 +72,9 @@ class StepRunInfo(_Frozen):
     resources: Resources = Resources()
     environment: dict[str, str] = Field(default_factory=dict)
     max_runtime: float | None = Field(default=None, gt=0, description="Seconds.")
+    max_queue_time: float | None = Field(
+        default=None, gt=0, description="Seconds a job may wait for capacity."
+    )
     image: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     artifact_uri: str = Field(description="Store URI of this attempt's folder.")
@@ -137,7 +140,7 @@ def config_error_from(
 ) -> ConfigError:
     """Turn pydantic's report into one ConfigError naming the first bad field and value."""
     first: dict[str, Any] = dict(error.errors(include_url=False)[0])
-    location = ".".join(str(part) for part in first.get("loc", ()))
+    location = ".".join(str(part) if part != "" else '""' for part in first.get("loc", ()))
     field_name = f"{prefix}{location}" if location else (prefix.rstrip(".") or None)
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":

@@ -12,9 +12,9 @@ import contextlib
 import signal
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,7 +22,11 @@ from steplift.errors import StepCancelled, StepFailed, StepTimeout
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_error_from
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 from steplift.states import FailureKind, JobState
-from steplift.store import ArtifactStore
+from steplift.store import ArtifactStore, join_uri
+
+T = TypeVar("T")
+RECEIPT = "receipt.json"
+CHECKPOINT_ENV = "STEPLIFT_CHECKPOINT_DIR"
 
 
 class StepOperatorConfig(BaseModel):
@@ -35,6 +39,11 @@ class StepOperatorConfig(BaseModel):
     )
     max_runtime: float | None = Field(
         default=None, gt=0, description="Default max runtime of a step, in seconds."
+    )
+    max_queue_time: float | None = Field(
+        default=None,
+        gt=0,
+        description="Give up on a job still waiting for capacity after this many seconds.",
     )
 
 
@@ -89,6 +98,9 @@ class StepOperator(ABC):
     default_poll_policy: ClassVar[PollPolicy] = PollPolicy()
     cancel_timeout: ClassVar[float] = 120.0
     """How long to wait (seconds) for the provider to confirm a cancel before giving up."""
+    transient_budget: ClassVar[float] = 900.0
+    """How long (seconds) control-plane calls may keep failing transiently, after the SDK's
+    own retries, before a launch gives up: a storm slows polling down instead of failing."""
 
     def __init__(
         self,
@@ -157,11 +169,26 @@ class StepOperator(ABC):
         """Statuses of many jobs by job id; flavors with a list API override this."""
         return {handle.job_id: self.get_status(handle) for handle in handles}
 
+    def is_transient_error(self, error: Exception) -> bool:
+        """True for errors worth trying again later (throttling, 5xx, lost connections).
+
+        Called after the SDK's own retries gave up; flavors recognise their SDK's errors.
+        """
+        return False
+
+    def checkpoint_dir(self, info: StepRunInfo) -> str | None:
+        """The folder, as the job sees it, that keeps checkpoints across attempts of a step."""
+        return None
+
     # -- the launch, written once -----------------------------------------------------------
 
     def job_environment(self, info: StepRunInfo) -> dict[str, str]:
         """The environment of the job: the operator's, then the step's on top."""
-        return {**self.config.environment, **info.environment}
+        environment = {**self.config.environment, **info.environment}
+        checkpoints = self.checkpoint_dir(info)
+        if checkpoints is not None:
+            environment[CHECKPOINT_ENV] = checkpoints
+        return environment
 
     def launch(
         self,
@@ -180,10 +207,10 @@ class StepOperator(ABC):
         handle: JobHandle | None = None
         with sigterm_as_interrupt():
             try:
-                handle = self.find_job(info)
+                handle = self._adoptable(info, observer)
                 adopted = handle is not None
                 if handle is None:
-                    handle = self.submit(info, entrypoint_command, self.job_environment(info))
+                    handle = self._submit(info, entrypoint_command, observer)
                 observer.on_job(handle, adopted)
                 self._wait(info, handle, observer)
             except KeyboardInterrupt as interrupt:
@@ -192,14 +219,78 @@ class StepOperator(ABC):
                 )
                 self._stop_after_interrupt(info, handle, observer, int(signal_number))
 
+    def _patiently(self, call: Callable[[], T], what: str, observer: LaunchObserver) -> T:
+        """Make a control-plane call, waiting out transient errors within the budget."""
+        delays = self.poll_policy.delays()
+        give_up: float | None = None
+        while True:
+            try:
+                return call()
+            except Exception as error:
+                if not self.is_transient_error(error):
+                    raise
+                now = self.clock()
+                give_up = now + self.transient_budget if give_up is None else give_up
+                if now >= give_up:
+                    raise
+                delay = min(next(delays), give_up - now)
+                observer.on_warning(f"{what} failed ({error}); trying again in {delay:g} s")
+                self.sleep(delay)
+
+    def _receipt_uri(self, info: StepRunInfo) -> str:
+        return join_uri(info.artifact_uri, RECEIPT)
+
+    def _adoptable(self, info: StepRunInfo, observer: LaunchObserver) -> JobHandle | None:
+        """The job of this step attempt: from its receipt, else from the provider."""
+        uri = self._receipt_uri(info)
+        try:
+            if self.artifact_store.exists(uri):
+                handle = JobHandle.model_validate_json(self.artifact_store.get(uri))
+                if handle.flavor == self.flavor:
+                    return handle
+        except Exception as error:  # a receipt is a shortcut; the provider is the truth
+            observer.on_warning(f"could not read the receipt {uri}: {error}")
+        return self._patiently(lambda: self.find_job(info), "looking for the job", observer)
+
+    def _submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], observer: LaunchObserver
+    ) -> JobHandle:
+        """Submit once; after a transient failure, check for the job before trying again."""
+        environment = self.job_environment(info)
+
+        def create() -> JobHandle:
+            try:
+                return self.submit(info, entrypoint_command, environment)
+            except Exception as error:
+                if not self.is_transient_error(error):
+                    raise
+                # The create may have gone through before the error: never submit blindly.
+                existing = self._patiently(
+                    lambda: self.find_job(info), "looking for the job", observer
+                )
+                if existing is not None:
+                    return existing
+                raise
+
+        handle = self._patiently(create, "submitting the job", observer)
+        try:
+            self.artifact_store.put(self._receipt_uri(info), handle.model_dump_json().encode())
+        except Exception as error:  # the provider-side name or label still finds the job
+            observer.on_warning(f"could not write the receipt of {handle.name}: {error}")
+        return handle
+
     def _wait(self, info: StepRunInfo, handle: JobHandle, observer: LaunchObserver) -> None:
         max_runtime = info.max_runtime or self.config.max_runtime
-        deadline = self.clock() + max_runtime if max_runtime else None
+        started = self.clock()
+        deadline = started + max_runtime if max_runtime else None
+        max_queue = info.max_queue_time or self.config.max_queue_time
         delays = self.poll_policy.delays()
         cursor: str | None = None
         last: JobStatus | None = None
         while True:
-            status = self.get_status(handle)
+            status = self._patiently(
+                lambda: self.get_status(handle), f"asking for the status of {handle.name}", observer
+            )
             if status != last:
                 observer.on_status(status)
                 last = status
@@ -207,6 +298,20 @@ class StepOperator(ABC):
             if status.state.is_terminal:
                 self._conclude(handle, status, max_runtime)
                 return
+            if (
+                max_queue is not None
+                and status.state is JobState.PENDING
+                and self.clock() - started >= max_queue
+            ):
+                self._cancel_and_confirm(handle, observer)
+                reason = status.message or status.provider_state
+                raise StepFailed(
+                    f"job {handle.name} was still waiting to start after {max_queue:g} s "
+                    f"({reason}) and was cancelled",
+                    handle=handle,
+                    failure_kind=FailureKind.CAPACITY,
+                    provider_state=status.provider_state,
+                )
             if deadline is not None and self.clock() >= deadline:
                 final = self._cancel_and_confirm(handle, observer)
                 self.stream_logs(handle, cursor, observer)
@@ -259,11 +364,13 @@ class StepOperator(ABC):
 
     def _cancel_and_confirm(self, handle: JobHandle, observer: LaunchObserver) -> JobStatus | None:
         """Cancel, then poll (bounded by ``cancel_timeout``) until the provider confirms."""
-        self.cancel(handle)
+        self._patiently(lambda: self.cancel(handle), f"cancelling {handle.name}", observer)
         give_up = self.clock() + self.cancel_timeout
         delays = self.poll_policy.delays()
         while True:
-            status = self.get_status(handle)
+            status = self._patiently(
+                lambda: self.get_status(handle), f"asking for the status of {handle.name}", observer
+            )
             observer.on_status(status)
             if status.state.is_terminal:
                 return status
@@ -285,7 +392,7 @@ class StepOperator(ABC):
         name = signal.Signals(signal_number).name
         if handle is None:
             # The interrupt may have landed after the create call went through.
-            handle = self.find_job(info)
+            handle = self._adoptable(info, observer)
             if handle is None:
                 raise StepCancelled(
                     f"interrupted by {name} before a job was submitted", signal_number=signal_number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -13,10 +14,10 @@ from pydantic import ValidationError
 
 from steplift.config import create_operator
 from steplift.console import ConsoleObserver
-from steplift.errors import ConfigError, StepCancelled
+from steplift.errors import ConfigError, StepliftError
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.models import JobHandle, JobStatus, Resources, config_error_from
-from steplift.operator import LaunchObserver, StepOperator
+from steplift.operator import CHECKPOINT_ENV, LaunchObserver, StepOperator
 from steplift.runs import DEFAULT_PIPELINE, Run, current_run
 
 P = ParamSpec("P")
@@ -53,7 +54,9 @@ def make_options(
     *,
     resources: ResourcesLike = None,
     max_runtime: float | None = None,
+    max_queue_time: float | None = None,
     retries: int = 0,
+    retry_user_code: bool = False,
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -71,7 +74,9 @@ def make_options(
     return StepOptions(
         resources=parsed,
         max_runtime=max_runtime,
+        max_queue_time=max_queue_time,
         retries=retries,
+        retry_user_code=retry_user_code,
         environment=dict(environment or {}),
         image=image,
         tags=dict(tags or {}),
@@ -249,7 +254,9 @@ def step(
     operator: OperatorLike = None,
     resources: ResourcesLike = None,
     max_runtime: float | None = None,
+    max_queue_time: float | None = None,
     retries: int = 0,
+    retry_user_code: bool = False,
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -264,7 +271,9 @@ def step(
     operator: OperatorLike = None,
     resources: ResourcesLike = None,
     max_runtime: float | None = None,
+    max_queue_time: float | None = None,
     retries: int = 0,
+    retry_user_code: bool = False,
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -274,12 +283,16 @@ def step(
 
     ``operator`` names a configured operator (default: the config file's choice, else
     ``local``); ``resources`` asks for GPUs and more (``{"gpu": "A10G:1"}``); ``max_runtime``
-    is in seconds; ``retries`` re-runs preempted, capacity or infrastructure failures.
+    is in seconds, and so is ``max_queue_time`` (give up on a job that waits that long for
+    capacity); ``retries`` re-runs preempted, capacity or infrastructure failures as new
+    attempts (user-code failures too with ``retry_user_code=True``).
     """
     options = make_options(
         resources=resources,
         max_runtime=max_runtime,
+        max_queue_time=max_queue_time,
         retries=retries,
+        retry_user_code=retry_user_code,
         environment=environment,
         image=image,
         tags=tags,
@@ -295,6 +308,22 @@ def submit(function: Callable[..., Any], *args: Any, **kwargs: Any) -> StepHandl
     """Run a step (or plain top-level function) in the background; see :class:`StepHandle`."""
     step_function = function if isinstance(function, StepFunction) else step(function)
     return step_function.submit(*args, **kwargs)
+
+
+def checkpoint_dir() -> Path:
+    """Inside a step: the folder whose files survive into the step's next attempt.
+
+    Write checkpoints there; after a preemption or another transient failure, the retried
+    attempt finds them and can resume.
+    """
+    value = os.environ.get(CHECKPOINT_ENV)
+    if not value:
+        raise StepliftError(
+            f"steplift.checkpoint_dir() works inside a step's job ({CHECKPOINT_ENV} is not set)"
+        )
+    path = Path(value)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def command_step_name(command: list[str] | tuple[str, ...]) -> str:
@@ -319,6 +348,7 @@ def run_command(
     name: str | None = None,
     resources: ResourcesLike = None,
     max_runtime: float | None = None,
+    max_queue_time: float | None = None,
     retries: int = 0,
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
@@ -330,6 +360,7 @@ def run_command(
     options = make_options(
         resources=resources,
         max_runtime=max_runtime,
+        max_queue_time=max_queue_time,
         retries=retries,
         environment=environment,
         image=image,
@@ -345,7 +376,7 @@ def run_command(
 
 
 __all__ = [
-    "StepCancelled",
+    "checkpoint_dir",
     "StepFunction",
     "StepHandle",
     "resolve_operator",

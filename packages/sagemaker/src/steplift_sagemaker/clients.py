@@ -18,7 +18,8 @@ def make_client(service: str, config: SageMakerStepOperatorConfig | None = None)
     # botocore's "standard" mode retries throttling, 5xx and connection errors with jittered
     # exponential backoff, never a ValidationException. A create is safe to retry because
     # job names are deterministic: see SageMakerStepOperator.submit.
-    retries = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
+    attempts = config.max_attempts if config is not None else MAX_ATTEMPTS
+    retries = Config(retries={"mode": "standard", "total_max_attempts": attempts})
 
     if config is None:
         return boto3.session.Session().client(service, config=retries)  # type: ignore[call-overload]

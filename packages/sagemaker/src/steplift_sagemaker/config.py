@@ -60,6 +60,9 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
     security_group_ids: list[str] = Field(default_factory=list, max_length=5, validate_default=True)
     kms_key: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9:/_-]*$", max_length=2048)
     tags: dict[str, str] = Field(default_factory=dict)
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts per AWS call (botocore standard retries)."
+    )
     endpoint_url: str | None = Field(
         default=None, description="Send every AWS call here (an emulator on 127.0.0.1)."
     )

@@ -25,6 +25,17 @@ CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 DEFAULT_MAX_RUNTIME = 86400  # what SageMaker itself assumes when none is given
 MAX_CONTAINER_ITEM = 256
 MAX_CONTAINER_ITEMS = 100
+TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
 
 # SecondaryStatus values during which the job has not started the user's code yet.
 _NOT_STARTED = {
@@ -117,6 +128,22 @@ class SageMakerStepOperator(StepOperator):
     def flavor(self) -> str:
         return "sagemaker"
 
+    def is_transient_error(self, error: Exception) -> bool:
+        """Throttling, 5xx and lost connections that outlasted botocore's own retries."""
+        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+        if isinstance(error, ConnectionError | HTTPClientError):
+            return True
+        if isinstance(error, ClientError):
+            details = error.response.get("Error", {})
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return details.get("Code") in TRANSIENT_CODES or int(status) >= 500
+        return False
+
+    def checkpoint_dir(self, info: StepRunInfo) -> str | None:
+        # CheckpointConfig syncs this folder with S3, so it survives attempts and restarts.
+        return CHECKPOINT_LOCAL_PATH
+
     @property
     def artifact_store(self) -> ArtifactStore:
         return self._store
@@ -205,7 +232,7 @@ class SageMakerStepOperator(StepOperator):
             "Environment": environment,
             "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
         }
-        if spot or config.checkpoint_s3_uri:
+        if self.checkpoint_dir(info):
             request["CheckpointConfig"] = {
                 "S3Uri": config.checkpoint_s3_uri or join_uri(step_folder, "checkpoints"),
                 "LocalPath": CHECKPOINT_LOCAL_PATH,

@@ -69,6 +69,9 @@ class LocalStepOperator(StepOperator):
     def portable_config(self) -> dict[str, Any]:
         return {**super().portable_config(), "root": str(self.root)}
 
+    def checkpoint_dir(self, info: StepRunInfo) -> str | None:
+        return str(self.root / "checkpoints" / info.pipeline / info.run / info.step)
+
     @property
     def artifact_store(self) -> ArtifactStore:
         return self._store

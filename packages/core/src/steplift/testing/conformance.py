@@ -80,11 +80,16 @@ class ConformanceBackend(Protocol):
 
 
 class _Recorder(LaunchObserver):
-    def __init__(self, on_running: Callable[[JobHandle], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_running: Callable[[JobHandle], None] | None = None,
+        on_line: tuple[str, Callable[[JobHandle], None]] | None = None,
+    ) -> None:
         self.handles: list[tuple[JobHandle, bool]] = []
         self.states: list[JobState] = []
         self.lines: list[str] = []
         self.on_running = on_running
+        self.on_line = on_line
 
     def on_job(self, handle: JobHandle, adopted: bool) -> None:
         self.handles.append((handle, adopted))
@@ -97,6 +102,9 @@ class _Recorder(LaunchObserver):
 
     def on_log(self, line: str) -> None:
         self.lines.append(line)
+        if self.on_line and self.on_line[0] in line and self.handles:
+            hook, self.on_line = self.on_line[1], None
+            hook(self.handles[-1][0])
 
     @property
     def handle(self) -> JobHandle:
@@ -216,6 +224,23 @@ class StepOperatorConformance:
         assert caught.value.failure_kind is expected[0], str(caught.value)
         assert caught.value.failure_kind is not FailureKind.USER_CODE
         assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
+
+    def test_a_transient_failure_is_retried_and_resumes_from_its_checkpoint(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        broken: list[FailureKind] = []
+
+        def break_it(handle: JobHandle) -> None:
+            broken.append(backend.fail_infrastructure(operator, handle))
+
+        recorder = _Recorder(on_line=("checkpointed attempt 1", break_it))
+        launcher = StepLauncher(operator, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.resume_from_checkpoint, (), {})
+        value = launcher.run(spec, run=run, step="resume", options=StepOptions(retries=1))
+        assert broken, "the first attempt never checkpointed"
+        assert value == ["1", "2"]
+        assert [adopted for _, adopted in recorder.handles] == [False, False]
+        assert [record.state for record in index.steps(run.name)] == ["FAILED", "SUCCEEDED"]
 
     @pytest.mark.parametrize(
         ("interrupt", "exit_code"),

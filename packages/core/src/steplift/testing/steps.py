@@ -22,3 +22,23 @@ def sleep_for(seconds: float) -> str:
     print("sleeping", flush=True)
     time.sleep(seconds)
     return "woke up"
+
+
+def resume_from_checkpoint() -> list[str]:
+    """Record this attempt in the checkpoint folder; the first attempt then waits to be broken.
+
+    Returns every attempt the checkpoint has seen, so a resumed attempt returns ["1", "2"].
+    """
+    import os
+
+    from steplift.sdk import checkpoint_dir
+
+    progress = checkpoint_dir() / "progress.txt"
+    seen = progress.read_text().split() if progress.exists() else []
+    attempt = os.environ["STEPLIFT_JOB_ATTEMPT"]
+    seen.append(attempt)
+    progress.write_text(" ".join(seen))
+    print(f"checkpointed attempt {attempt}", flush=True)
+    if attempt == "1":
+        time.sleep(120)  # the test breaks the machine under this attempt
+    return seen

@@ -249,6 +249,7 @@ class JobRunner:
             self._set("Stopped")
             return False
         if self._instance_lost.is_set() and not self._stop_requested.is_set():
+            self._sync_checkpoints()  # SageMaker uploads checkpoints as they are written
             self._set("Failed", INTERNAL_ERROR)
             return False
         if self._preempt_requested.is_set() and not self._stop_requested.is_set():
