@@ -285,3 +285,43 @@ def test_importing_the_flavor_imports_no_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_a_throttling_storm_slows_the_launch_down_but_creates_one_job(
+    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steplift.operator import LaunchObserver
+    from steplift.testing import ConformanceClock
+    from steplift.testing.emulation import Faults
+
+    clock = ConformanceClock(real_pause=0)
+    for key, value in scripted.client_env().items():
+        monkeypatch.setenv(key, value)
+    flavor = SageMakerFlavor()
+    config = flavor.validate_config(
+        {**BASE, "endpoint_url": scripted.endpoint_url, "max_attempts": 1}
+    )
+    operator = flavor.create(config, clock=clock.now, sleep=clock.sleep)
+    boto3.session.Session().client("s3", endpoint_url=scripted.endpoint_url).create_bucket(
+        Bucket=BUCKET
+    )
+    warnings: list[str] = []
+
+    class Warnings(LaunchObserver):
+        def on_warning(self, message: str) -> None:
+            warnings.append(message)
+
+    step = info("storm")
+    scripted.set_faults(Faults(throttle_rate=0.5, error_rate=0.1, seed=7))
+    try:
+        operator.launch(step, ["python", "-m", "steplift.entrypoint"], observer=Warnings())
+    finally:
+        scripted.set_faults(Faults())
+    assert any("ThrottlingException" in warning for warning in warnings)
+    jobs = boto3.session.Session().client("sagemaker", endpoint_url=scripted.endpoint_url)
+    names = [
+        j["TrainingJobName"]
+        for j in jobs.list_training_jobs(NameContains="storm")["TrainingJobSummaries"]
+    ]
+    assert names == [step.job_name(max_length=63)]
+    assert operator.get_status(operator.find_job(step)).state is JobState.SUCCEEDED  # type: ignore[arg-type]
