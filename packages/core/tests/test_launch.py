@@ -327,3 +327,42 @@ def test_a_job_stuck_in_the_queue_is_cancelled_with_the_reason(clock: Conformanc
     assert caught.value.failure_kind is FailureKind.CAPACITY
     assert "Waiting for capacity" in str(caught.value) and "120" in str(caught.value)
     assert "cancel" in operator.calls
+
+
+class TimedOperator(ScriptedOperator):
+    """RUNNING until the virtual clock reaches ``finish``, then SUCCEEDED."""
+
+    def __init__(self, finish: float, **kwargs: Any) -> None:
+        super().__init__([RUNNING], **kwargs)
+        self.finish = finish
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        self.calls.append("get_status")
+        return DONE if self.clock() >= self.finish else RUNNING
+
+
+@pytest.mark.parametrize("signalled", [False, True])
+def test_the_result_signal_cuts_the_completion_lag(
+    clock: ConformanceClock, signalled: bool
+) -> None:
+    finish = 1000.0 + 100.0  # the step ends 100 s in, deep into the 60 s polling cap
+    operator = TimedOperator(
+        finish, clock=clock.now, sleep=clock.sleep, poll_policy=PollPolicy(1.0, 2.0, 60.0)
+    )
+    signal = (lambda: clock.now() >= finish) if signalled else None
+    operator.launch(INFO, ["cmd"], done_signal=signal)
+    lag = clock.now() - finish
+    if signalled:
+        assert lag <= operator.signal_interval + operator.poll_policy.initial
+    else:
+        assert lag > 10  # the backoff had grown to tens of seconds
+    assert operator.calls.count("get_status") <= 10  # the signal adds no status calls
+
+
+def test_a_failing_signal_is_ignored(clock: ConformanceClock) -> None:
+    def broken() -> bool:
+        raise OSError("store unreachable")
+
+    operator = TimedOperator(1000.0 + 30.0, clock=clock.now, sleep=clock.sleep)
+    operator.launch(INFO, ["cmd"], done_signal=broken)
+    assert operator.calls.count("get_status") < 20

@@ -264,7 +264,13 @@ class StepLauncher:
         self.index.record(entry)
         observer = _IndexingObserver(self.observer, self.index, entry)
         try:
-            self.operator.launch(info, command, observer=observer)
+            result_at = result_uri(info.artifact_uri)
+            self.operator.launch(
+                info,
+                command,
+                observer=observer,
+                done_signal=lambda: self.store.exists(result_at),
+            )
         except StepFailed as failure:
             record = self._stored_result(info)
             if record is not None and record.status == "failed":

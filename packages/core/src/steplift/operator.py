@@ -98,6 +98,8 @@ class StepOperator(ABC):
     default_poll_policy: ClassVar[PollPolicy] = PollPolicy()
     cancel_timeout: ClassVar[float] = 120.0
     """How long to wait (seconds) for the provider to confirm a cancel before giving up."""
+    signal_interval: ClassVar[float] = 1.0
+    """Seconds between checks of a launch's ``done_signal``."""
     transient_budget: ClassVar[float] = 900.0
     """How long (seconds) control-plane calls may keep failing transiently, after the SDK's
     own retries, before a launch gives up: a storm slows polling down instead of failing."""
@@ -196,12 +198,17 @@ class StepOperator(ABC):
         entrypoint_command: list[str],
         *,
         observer: LaunchObserver | None = None,
+        done_signal: Callable[[], bool] | None = None,
     ) -> None:
         """Run the step attempt as a job and wait until it ends.
 
         Adopts the existing job of the same step attempt instead of submitting twice. Returns
         when the job succeeded; raises :class:`StepFailed`, :class:`StepTimeout` or
         :class:`StepCancelled` otherwise. Ctrl-C or SIGTERM cancels the remote job first.
+
+        ``done_signal`` is a cheap check (the launcher's: "is the result record stored?")
+        made every ``signal_interval`` seconds between status polls; once it answers True the
+        provider is asked at once, so a long poll backoff does not delay the end of a step.
         """
         observer = observer or LaunchObserver()
         handle: JobHandle | None = None
@@ -212,7 +219,7 @@ class StepOperator(ABC):
                 if handle is None:
                     handle = self._submit(info, entrypoint_command, observer)
                 observer.on_job(handle, adopted)
-                self._wait(info, handle, observer)
+                self._wait(info, handle, observer, done_signal)
             except KeyboardInterrupt as interrupt:
                 signal_number = (
                     interrupt.signal_number if isinstance(interrupt, Terminated) else signal.SIGINT
@@ -279,7 +286,13 @@ class StepOperator(ABC):
             observer.on_warning(f"could not write the receipt of {handle.name}: {error}")
         return handle
 
-    def _wait(self, info: StepRunInfo, handle: JobHandle, observer: LaunchObserver) -> None:
+    def _wait(
+        self,
+        info: StepRunInfo,
+        handle: JobHandle,
+        observer: LaunchObserver,
+        done_signal: Callable[[], bool] | None = None,
+    ) -> None:
         max_runtime = info.max_runtime or self.config.max_runtime
         started = self.clock()
         deadline = started + max_runtime if max_runtime else None
@@ -324,7 +337,24 @@ class StepOperator(ABC):
             delay = next(delays)
             if deadline is not None:
                 delay = max(0.0, min(delay, deadline - self.clock()))
+            if self._sleep_unless_done(delay, done_signal):
+                delays = self.poll_policy.delays()  # the step ended: confirm it quickly
+
+    def _sleep_unless_done(self, delay: float, done_signal: Callable[[], bool] | None) -> bool:
+        """Sleep ``delay`` seconds, checking ``done_signal`` in between; True if it fired."""
+        if done_signal is None:
             self.sleep(delay)
+            return False
+        wake = self.clock() + delay
+        while (left := wake - self.clock()) > 0:
+            self.sleep(min(self.signal_interval, left))
+            try:
+                if done_signal():
+                    return True
+            except Exception:  # the signal is a shortcut; the status poll stays the truth
+                self.sleep(max(0.0, wake - self.clock()))
+                return False
+        return False
 
     def stream_logs(
         self, handle: JobHandle, cursor: str | None, observer: LaunchObserver
