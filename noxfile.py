@@ -5,6 +5,7 @@ python3 -m pip install nox && python3 -m nox -s tests
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -33,6 +34,28 @@ def _install_workspace(session: nox.Session, *extras: str) -> None:
     session.install(*editable, "-e", f"{ROOT}{suffix}")
 
 
+AZURITE = "azurite@3.35.0"  # 3.36+ needs Node 21; this machine and CI have Node 20
+
+
+def _azurite(session: nox.Session) -> dict[str, str]:
+    """Azurite (the Azure Storage emulator, from npm) for the azureml package, installed once."""
+    if not (ROOT / "packages" / "azureml").is_dir() or os.environ.get("STEPLIFT_AZURITE"):
+        return {}
+    prefix = ROOT / ".nox" / "azurite"
+    if not (prefix / "node_modules" / ".bin" / "azurite-blob").exists():
+        session.run(
+            "npm",
+            "install",
+            "--prefix",
+            str(prefix),
+            AZURITE,
+            "--no-fund",
+            "--no-audit",
+            external=True,
+        )
+    return {"STEPLIFT_AZURITE": str(prefix)}
+
+
 def _test_dirs() -> list[str]:
     return [str(p / "tests") for p in PACKAGES if (p / "tests").is_dir()] + ["tests"]
 
@@ -41,7 +64,7 @@ def _test_dirs() -> list[str]:
 def tests(session: nox.Session) -> None:
     """The whole test suite (conformance, end to end, packaging)."""
     _install_workspace(session, "dev")
-    session.run("pytest", *_test_dirs(), *session.posargs)
+    session.run("pytest", *_test_dirs(), *session.posargs, env=_azurite(session))
 
 
 @nox.session
@@ -68,6 +91,15 @@ def demo(session: nox.Session) -> None:
     for package in PACKAGES:
         if _package_extras(package):
             session.run("python", "examples/on_emulator.py", package.name)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Steps under throttling, 5xx, launcher kills, interrupts and preemptions, per flavor."""
+    _install_workspace(session)
+    flavors = ["local", *(p.name for p in PACKAGES if p.name in ("sagemaker",))]
+    steps = session.posargs[0] if session.posargs else "200"
+    session.run("python", "benchmarks/chaos.py", "--steps", steps, "--flavors", ",".join(flavors))
 
 
 @nox.session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,12 +136,18 @@ def test_unknown_flavor_lists_installed_and_the_install_hint(isolated_steplift: 
     assert "local" in str(caught.value)
 
 
-def test_missing_cloud_flavor_names_the_extra(isolated_steplift: Path) -> None:
-    from steplift.registry import get_flavor, installed_flavors
+def test_missing_cloud_flavor_names_the_extra(
+    isolated_steplift: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steplift.registry import get_flavor
 
-    if "azureml" in installed_flavors():
-        pytest.skip("the azureml flavor is installed here")
-    with pytest.raises(FlavorNotFound) as caught:
-        get_flavor("azureml")
+    get_flavor.cache_clear()
+    for name in [n for n in sys.modules if n.startswith("steplift_azureml")] + ["steplift_azureml"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    try:
+        with pytest.raises(FlavorNotFound) as caught:
+            get_flavor("azureml")
+    finally:
+        get_flavor.cache_clear()
     assert 'pip install "steplift[azureml]"' in str(caught.value)
     assert "local" in caught.value.installed

@@ -46,12 +46,25 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{next(_names)}"
 
 
-def job_request(name: str, command: list[str] | None = None, *, max_runtime: int = 60,
-                spot: bool = False, checkpoint: bool = False,
-                environment: dict[str, str] | None = None) -> dict[str, Any]:
+def job_request(
+    name: str,
+    command: list[str] | None = None,
+    *,
+    max_runtime: int = 60,
+    spot: bool = False,
+    checkpoint: bool = False,
+    environment: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """CreateTrainingJob parameters writing to the test bucket."""
-    return training_job_request(name, command, bucket=BUCKET, max_runtime=max_runtime,
-                                spot=spot, checkpoint=checkpoint, environment=environment)
+    return training_job_request(
+        name,
+        command,
+        bucket=BUCKET,
+        max_runtime=max_runtime,
+        spot=spot,
+        checkpoint=checkpoint,
+        environment=environment,
+    )
 
 
 def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
@@ -89,15 +102,18 @@ def test_create_describe_and_list(scripted: EmulatorClients) -> None:
     recent = scripted.sagemaker.list_training_jobs(CreationTimeAfter=before, MaxResults=100)
     assert {job["TrainingJobName"] for job in recent["TrainingJobSummaries"]} == set(names)
     future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    assert scripted.sagemaker.list_training_jobs(
-        CreationTimeAfter=future)["TrainingJobSummaries"] == []
+    assert (
+        scripted.sagemaker.list_training_jobs(CreationTimeAfter=future)["TrainingJobSummaries"]
+        == []
+    )
 
     seen: list[str] = []
     page = scripted.sagemaker.list_training_jobs(CreationTimeAfter=before, MaxResults=2)
     seen += [job["TrainingJobName"] for job in page["TrainingJobSummaries"]]
     assert len(seen) == 2 and "NextToken" in page
-    page = scripted.sagemaker.list_training_jobs(CreationTimeAfter=before, MaxResults=2,
-                                                 NextToken=page["NextToken"])
+    page = scripted.sagemaker.list_training_jobs(
+        CreationTimeAfter=before, MaxResults=2, NextToken=page["NextToken"]
+    )
     seen += [job["TrainingJobName"] for job in page["TrainingJobSummaries"]]
     assert seen == names and "NextToken" not in page
 
@@ -115,44 +131,83 @@ def _bad(name: str, change: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        (lambda r: r.update(TrainingJobName="bad_name"),
-         "at 'trainingJobName' failed to satisfy constraint: Member must satisfy regular "
-         "expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"),
-        (lambda r: r.update(TrainingJobName="a" * 64),
-         "Member must have length less than or equal to 63"),
-        (lambda r: r["ResourceConfig"].update(InstanceType="ml.gpu.huge"),
-         "Value 'ml.gpu.huge' at 'resourceConfig.instanceType' failed to satisfy constraint: "
-         "Member must satisfy enum value set: ["),
-        (lambda r: r["OutputDataConfig"].update(S3OutputPath="https://bucket/out"),
-         "it must start with s3://"),
-        (lambda r: r.update(CheckpointConfig={"S3Uri": "/local/checkpoints"}),
-         "at 'checkpointConfig.s3Uri' failed to satisfy constraint"),
-        (lambda r: r.update(EnableManagedSpotTraining=True),
-         "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal to "
-         "MaxRuntimeInSeconds"),
-        (lambda r: r.update(EnableManagedSpotTraining=True,
-                            StoppingCondition={"MaxRuntimeInSeconds": 60,
-                                               "MaxWaitTimeInSeconds": 30}),
-         "Invalid MaxWaitTimeInSeconds"),
-        (lambda r: r.update(Environment={f"K{i}": "v" for i in range(101)}),
-         "at 'environment' failed to satisfy constraint: Member must have length less than "
-         "or equal to 100"),
-        (lambda r: r.update(Environment={"K": "v" * 513}),
-         "Map value must satisfy constraint: [Member must have length less than or equal "
-         "to 512]"),
-        (lambda r: r["AlgorithmSpecification"].update(ContainerArguments=["x"] * 101),
-         "at 'algorithmSpecification.containerArguments' failed to satisfy constraint"),
-        (lambda r: r["AlgorithmSpecification"].update(ContainerEntrypoint=["x"] * 101),
-         "at 'algorithmSpecification.containerEntrypoint' failed to satisfy constraint"),
-        (lambda r: r["AlgorithmSpecification"].update(ContainerArguments=["a\nb"]),
-         "at 'algorithmSpecification.containerArguments.1.member' failed to satisfy "
-         "constraint: Member must satisfy regular expression pattern: ^.*"),
-        (lambda r: r.update(RoleArn="arn:aws:iam::123:user/someone"),
-         "at 'roleArn' failed to satisfy constraint: Member must satisfy regular expression"),
+        (
+            lambda r: r.update(TrainingJobName="bad_name"),
+            "at 'trainingJobName' failed to satisfy constraint: Member must satisfy regular "
+            "expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+        ),
+        (
+            lambda r: r.update(TrainingJobName="a" * 64),
+            "Member must have length less than or equal to 63",
+        ),
+        (
+            lambda r: r["ResourceConfig"].update(InstanceType="ml.gpu.huge"),
+            "Value 'ml.gpu.huge' at 'resourceConfig.instanceType' failed to satisfy constraint: "
+            "Member must satisfy enum value set: [",
+        ),
+        (
+            lambda r: r["OutputDataConfig"].update(S3OutputPath="https://bucket/out"),
+            "it must start with s3://",
+        ),
+        (
+            lambda r: r.update(CheckpointConfig={"S3Uri": "/local/checkpoints"}),
+            "at 'checkpointConfig.s3Uri' failed to satisfy constraint",
+        ),
+        (
+            lambda r: r.update(EnableManagedSpotTraining=True),
+            "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal to "
+            "MaxRuntimeInSeconds",
+        ),
+        (
+            lambda r: r.update(
+                EnableManagedSpotTraining=True,
+                StoppingCondition={"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 30},
+            ),
+            "Invalid MaxWaitTimeInSeconds",
+        ),
+        (
+            lambda r: r.update(Environment={f"K{i}": "v" for i in range(101)}),
+            "at 'environment' failed to satisfy constraint: Member must have length less than "
+            "or equal to 100",
+        ),
+        (
+            lambda r: r.update(Environment={"K": "v" * 513}),
+            "Map value must satisfy constraint: [Member must have length less than or equal "
+            "to 512]",
+        ),
+        (
+            lambda r: r["AlgorithmSpecification"].update(ContainerArguments=["x"] * 101),
+            "at 'algorithmSpecification.containerArguments' failed to satisfy constraint",
+        ),
+        (
+            lambda r: r["AlgorithmSpecification"].update(ContainerEntrypoint=["x"] * 101),
+            "at 'algorithmSpecification.containerEntrypoint' failed to satisfy constraint",
+        ),
+        (
+            lambda r: r["AlgorithmSpecification"].update(ContainerArguments=["a\nb"]),
+            "at 'algorithmSpecification.containerArguments.1.member' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: ^.*",
+        ),
+        (
+            lambda r: r.update(RoleArn="arn:aws:iam::123:user/someone"),
+            "at 'roleArn' failed to satisfy constraint: Member must satisfy regular expression",
+        ),
     ],
-    ids=["name-pattern", "name-length", "instance-type", "https-output", "checkpoint-uri",
-         "spot-no-wait", "spot-short-wait", "env-count", "env-value", "args-count",
-         "entrypoint-count", "multiline-arg", "role-arn"],
+    ids=[
+        "name-pattern",
+        "name-length",
+        "instance-type",
+        "https-output",
+        "checkpoint-uri",
+        "spot-no-wait",
+        "spot-short-wait",
+        "env-count",
+        "env-value",
+        "args-count",
+        "entrypoint-count",
+        "multiline-arg",
+        "role-arn",
+    ],
 )
 def test_validation_refusals(scripted: EmulatorClients, change: Any, fragment: str) -> None:
     name = unique("refused")
@@ -187,18 +242,26 @@ def test_missing_job_is_validation_exception(scripted: EmulatorClients) -> None:
 
 def test_execute_completes_and_streams_logs(execute: EmulatorClients, script: Script) -> None:
     name = unique("hello")
-    code = ("import os\nfor i in range(3): print('line', i)\n"
-            "open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.txt'), 'w').write('w')")
+    code = (
+        "import os\nfor i in range(3): print('line', i)\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.txt'), 'w').write('w')"
+    )
     execute.sagemaker.create_training_job(**job_request(name, script(code)))
     done = execute.wait_for(name)
     assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Completed", "Completed")
     assert [t["Status"] for t in done["SecondaryStatusTransitions"]] == [
-        "Starting", "Downloading", "Training", "Uploading", "Completed"]
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
     assert done["TrainingStartTime"] <= done["TrainingEndTime"] <= done["LastModifiedTime"]
     assert "FailureReason" not in done
     assert execute.log_lines(name) == ["line 0", "line 1", "line 2"]
     streams = execute.logs.describe_log_streams(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/")
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/"
+    )
     assert streams["logStreams"][0]["logStreamName"].startswith(f"{name}/algo-1-")
     artifact = done["ModelArtifacts"]["S3ModelArtifacts"]
     assert artifact == f"s3://{BUCKET}/output/{name}/output/model.tar.gz"
@@ -209,9 +272,11 @@ def test_execute_nonzero_exit_fails_like_sagemaker(
     execute: EmulatorClients, script: Script
 ) -> None:
     name = unique("broken")
-    code = ("import os, sys\nprint('about to fail')\n"
-            "open(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w').write('bad input')\n"
-            "sys.exit(3)")
+    code = (
+        "import os, sys\nprint('about to fail')\n"
+        "open(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w').write('bad input')\n"
+        "sys.exit(3)"
+    )
     execute.sagemaker.create_training_job(**job_request(name, script(code)))
     done = execute.wait_for(name)
     assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Failed", "Failed")
@@ -235,8 +300,12 @@ report['ckpt_is_dir'] = os.path.isdir(os.environ['CKPT'])
 boto3.client('s3').put_object(Bucket={bucket!r}, Key='from-job/{name}.json',
                               Body=json.dumps(report))
 """.replace("{bucket!r}", repr(BUCKET)).replace("{name}", name)
-    request = job_request(name, script(code), checkpoint=True,
-                          environment={"MY_SETTING": "on", "CKPT": "/opt/ml/checkpoints"})
+    request = job_request(
+        name,
+        script(code),
+        checkpoint=True,
+        environment={"MY_SETTING": "on", "CKPT": "/opt/ml/checkpoints"},
+    )
     execute.sagemaker.create_training_job(**request)
     done = execute.wait_for(name, timeout=20)
     assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
@@ -255,9 +324,11 @@ boto3.client('s3').put_object(Bucket={bucket!r}, Key='from-job/{name}.json',
     assert done["Environment"]["CKPT"] == "/opt/ml/checkpoints"
 
 
-_SLEEPER = ("import subprocess, sys, time\n"
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
-            "print('started', flush=True)\ntime.sleep(30)")
+_SLEEPER = (
+    "import subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+    "print('started', flush=True)\ntime.sleep(30)"
+)
 
 
 def test_stop_terminates_process_group(execute: EmulatorClients, script: Script) -> None:
@@ -284,13 +355,15 @@ def test_max_runtime_is_enforced(execute: EmulatorClients) -> None:
     name = unique("too-long")
     started = time.monotonic()
     execute.sagemaker.create_training_job(
-        **job_request(name, ["python", "-c", "import time; time.sleep(30)"], max_runtime=1))
+        **job_request(name, ["python", "-c", "import time; time.sleep(30)"], max_runtime=1)
+    )
     done = execute.wait_for(name, timeout=15)
     assert time.monotonic() - started < 10
-    assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Stopped",
-                                                                    "MaxRuntimeExceeded")
+    assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
     assert [t["Status"] for t in done["SecondaryStatusTransitions"]][-2:] == [
-        "Stopping", "MaxRuntimeExceeded"]
+        "Stopping",
+        "MaxRuntimeExceeded",
+    ]
 
 
 def test_missing_entrypoint_fails_clearly(execute: EmulatorClients) -> None:
@@ -308,17 +381,23 @@ def test_scripted_default_progression(scripted: EmulatorClients) -> None:
     name = unique("steps")
     scripted.sagemaker.create_training_job(**job_request(name))
     seen = [scripted.status(name) for _ in range(6)]
-    assert seen == [("InProgress", "Starting"), ("InProgress", "Downloading"),
-                    ("InProgress", "Training"), ("InProgress", "Uploading"),
-                    ("Completed", "Completed"), ("Completed", "Completed")]
+    assert seen == [
+        ("InProgress", "Starting"),
+        ("InProgress", "Downloading"),
+        ("InProgress", "Training"),
+        ("InProgress", "Uploading"),
+        ("Completed", "Completed"),
+        ("Completed", "Completed"),
+    ]
     done = scripted.sagemaker.describe_training_job(TrainingJobName=name)
     assert "TrainingEndTime" in done and "TrainingStartTime" in done
 
 
 def test_scripted_failure(scripted: EmulatorClients) -> None:
     name = unique("scripted-fail")
-    scripted.emulator.script(name, ["Starting", "Training",
-                                    ScriptStep("Failed", "AlgorithmError: boom, exit code: 1")])
+    scripted.emulator.script(
+        name, ["Starting", "Training", ScriptStep("Failed", "AlgorithmError: boom, exit code: 1")]
+    )
     scripted.sagemaker.create_training_job(**job_request(name))
     seen = [scripted.status(name)[1] for _ in range(3)]
     assert seen == ["Starting", "Training", "Failed"]
@@ -372,7 +451,8 @@ def test_throttling_fault(scripted: EmulatorClients) -> None:
 
     # One throttle, then served: botocore's standard retry recovers (one sub-second backoff).
     scripted.emulator.set_faults(
-        Faults(throttle_rate=0.5, seed=_seed_with(["throttle", None], 0.5)))
+        Faults(throttle_rate=0.5, seed=_seed_with(["throttle", None], 0.5))
+    )
     scripted.emulator.requests.clear()
     answer = scripted.sagemaker_with(total_attempts=3).describe_training_job(TrainingJobName=name)
     assert answer["TrainingJobName"] == name
@@ -416,7 +496,8 @@ def test_capacity_refusal_fails_at_start(execute: EmulatorClients) -> None:
     done = execute.wait_for(name)
     assert done["TrainingJobStatus"] == "Failed"
     assert done["FailureReason"].startswith(
-        "CapacityError: Unable to provision requested ML compute capacity.")
+        "CapacityError: Unable to provision requested ML compute capacity."
+    )
     assert execute.log_lines(name) == []
 
 
@@ -424,8 +505,7 @@ def test_stuck_in_queue_then_released(execute: EmulatorClients) -> None:
     execute.emulator.set_faults(Faults(stuck_in_queue=True))
     name = unique("queued")
     execute.sagemaker.create_training_job(**job_request(name, ["python", "-c", "print('ran')"]))
-    assert not wait_until(lambda: execute.status(name) != ("InProgress", "Starting"),
-                          timeout=0.5)
+    assert not wait_until(lambda: execute.status(name) != ("InProgress", "Starting"), timeout=0.5)
     execute.emulator.set_faults(Faults())
     assert execute.wait_for(name)["TrainingJobStatus"] == "Completed"
 
@@ -440,15 +520,19 @@ def test_stuck_in_queue_then_released(execute: EmulatorClients) -> None:
 def test_spot_job_never_launched_runs_out_of_wait_time(execute: EmulatorClients) -> None:
     execute.emulator.set_faults(Faults(stuck_in_queue=True))
     name = unique("spot-queued")
-    request = job_request(name, ["python", "-c", "print('never runs')"], spot=True,
-                          max_runtime=1)
+    request = job_request(name, ["python", "-c", "print('never runs')"], spot=True, max_runtime=1)
     request["StoppingCondition"]["MaxWaitTimeInSeconds"] = 1
     execute.sagemaker.create_training_job(**request)
     done = execute.wait_for(name, timeout=10)
-    assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Stopped",
-                                                                    "MaxWaitTimeExceeded")
+    assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == (
+        "Stopped",
+        "MaxWaitTimeExceeded",
+    )
     assert [t["Status"] for t in done["SecondaryStatusTransitions"]] == [
-        "Starting", "Stopping", "MaxWaitTimeExceeded"]
+        "Starting",
+        "Stopping",
+        "MaxWaitTimeExceeded",
+    ]
 
 
 _RESUMABLE = """
@@ -467,8 +551,13 @@ def test_preempt_spot_job_restarts_from_checkpoint(
     execute: EmulatorClients, script: Script
 ) -> None:
     name = unique("spot")
-    request = job_request(name, script(_RESUMABLE), spot=True, checkpoint=True,
-                          environment={"CKPT_FILE": "/opt/ml/checkpoints/step"})
+    request = job_request(
+        name,
+        script(_RESUMABLE),
+        spot=True,
+        checkpoint=True,
+        environment={"CKPT_FILE": "/opt/ml/checkpoints/step"},
+    )
     execute.sagemaker.create_training_job(**request)
     assert wait_until(lambda: "checkpointed" in execute.log_lines(name), timeout=10)
     runner = execute.emulator.runner(name)
@@ -479,8 +568,17 @@ def test_preempt_spot_job_restarts_from_checkpoint(
     done = execute.wait_for(name)
     assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
     statuses = [t["Status"] for t in done["SecondaryStatusTransitions"]]
-    assert statuses == ["Starting", "Downloading", "Training", "Interrupted", "Starting",
-                        "Downloading", "Training", "Uploading", "Completed"]
+    assert statuses == [
+        "Starting",
+        "Downloading",
+        "Training",
+        "Interrupted",
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
     assert execute.log_lines(name) == ["checkpointed", "resumed from 7"]
     assert _group_gone(first_pid)
     execute.s3.head_object(Bucket=BUCKET, Key=f"checkpoints/{name}/step")
@@ -504,7 +602,10 @@ def test_request_log(scripted: EmulatorClients) -> None:
     assert created[0].params["TrainingJobName"] == name
     assert created[0].params["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
     assert [r.operation for r in scripted.emulator.requests.list()] == [
-        "ListTrainingJobs", "CreateTrainingJob", "DescribeLogGroups"]
+        "ListTrainingJobs",
+        "CreateTrainingJob",
+        "DescribeLogGroups",
+    ]
     assert scripted.emulator.requests.filter("DescribeLogGroups", service="logs")
 
 
@@ -530,8 +631,11 @@ def test_control_api_over_http(scripted: EmulatorClients) -> None:
         control.preempt(name)
     with pytest.raises(RuntimeError, match="404"):
         control.preempt("no-such-job")
-    refused = urllib.request.Request(f"{scripted.emulator.endpoint_url}/_steplift/faults",
-                                     data=b'{"throttle_rate": 2}', method="POST")
+    refused = urllib.request.Request(
+        f"{scripted.emulator.endpoint_url}/_steplift/faults",
+        data=b'{"throttle_rate": 2}',
+        method="POST",
+    )
     with pytest.raises(urllib.error.HTTPError) as http_error:
         urllib.request.urlopen(refused, timeout=5)
     assert http_error.value.code == 400
@@ -541,12 +645,10 @@ def test_control_api_over_http(scripted: EmulatorClients) -> None:
 
     spot = unique("control-spot")
     scripted.sagemaker.create_training_job(**job_request(spot, spot=True))
-    assert [scripted.status(spot)[1] for _ in range(3)] == ["Starting", "Downloading",
-                                                            "Training"]
+    assert [scripted.status(spot)[1] for _ in range(3)] == ["Starting", "Downloading", "Training"]
     control.preempt(spot)
     steps = [scripted.status(spot)[1] for _ in range(6)]
-    assert steps == ["Interrupted", "Starting", "Downloading", "Training", "Uploading",
-                     "Completed"]
+    assert steps == ["Interrupted", "Starting", "Downloading", "Training", "Uploading", "Completed"]
 
     with pytest.raises(ValueError, match="127.0.0.1"):
         EmulatorControl("http://example.com:8080")
@@ -561,24 +663,32 @@ def test_stop_ends_running_jobs(script: Script) -> None:
         sagemaker = make_client(emulator, "sagemaker")
         name = unique("left-running")
         sagemaker.create_training_job(**job_request(name, script(_SLEEPER)))
-        assert wait_until(lambda: (r := emulator.runner(name)) is not None
-                          and r.process is not None and r.process.pid is not None, timeout=10)
+        assert wait_until(
+            lambda: (
+                (r := emulator.runner(name)) is not None
+                and r.process is not None
+                and r.process.pid is not None
+            ),
+            timeout=10,
+        )
         runner = emulator.runner(name)
         assert runner is not None and runner.process is not None
         pgid = runner.process.pid
         assert pgid is not None
     assert wait_until(lambda: _group_gone(pgid), timeout=5)
     assert not runner.alive
-    assert wait_until(lambda: set(threading.enumerate()) <= threads_before, timeout=5), \
+    assert wait_until(lambda: set(threading.enumerate()) <= threads_before, timeout=5), (
         set(threading.enumerate()) - threads_before
+    )
 
 
 def test_standalone_server_prints_endpoint() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     process = subprocess.Popen(
-        [sys.executable, "-m", "steplift_sagemaker.emulator", "--port", "0", "--mode",
-         "scripted"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        [sys.executable, "-m", "steplift_sagemaker.emulator", "--port", "0", "--mode", "scripted"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         lines = _read_lines(process, count=3, timeout=20)
@@ -625,8 +735,12 @@ def test_job_directories_are_removed_on_stop() -> None:
         name = unique("tidy")
         sagemaker.create_training_job(**job_request(name, ["python", "-c", "print('x')"]))
         assert wait_until(
-            lambda: sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
-            == "Completed", timeout=10)
+            lambda: (
+                sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+                == "Completed"
+            ),
+            timeout=10,
+        )
         runner = emulator.runner(name)
         assert runner is not None and runner.workspace is not None
         root = runner.workspace.root

@@ -52,8 +52,14 @@ def test_faults_validation_names_the_field(fields: dict[str, Any], named: str) -
 
 
 def test_faults_round_trip_and_unknown_fields() -> None:
-    faults = Faults(throttle_rate=0.2, error_rate=0.1, latency=0.5, refuse_create="capacity",
-                    stuck_in_queue=True, seed=9)
+    faults = Faults(
+        throttle_rate=0.2,
+        error_rate=0.1,
+        latency=0.5,
+        refuse_create="capacity",
+        stuck_in_queue=True,
+        seed=9,
+    )
     assert Faults.from_dict(faults.to_dict()) == faults
     with pytest.raises(ValueError, match="unknown fault field.*bogus"):
         Faults.from_dict({"bogus": 1})
@@ -106,7 +112,8 @@ def test_request_log_is_thread_safe_and_filters() -> None:
 def test_script_step_parsing() -> None:
     assert ScriptStep.parse("Training") == ScriptStep("Training")
     assert ScriptStep.parse({"status": "Failed", "failure_reason": "x"}) == ScriptStep(
-        "Failed", "x")
+        "Failed", "x"
+    )
     with pytest.raises(ValueError):
         ScriptStep.parse({"state": "Failed"})
     with pytest.raises(ValueError):
@@ -116,18 +123,32 @@ def test_script_step_parsing() -> None:
 # --------------------------------------------------------------------------- JobProcess
 
 
-def _job(code: str, tmp_path: Path, *, max_runtime: float | None = None, grace: float = 1.0,
-         lines: list[str] | None = None) -> JobProcess:
+def _job(
+    code: str,
+    tmp_path: Path,
+    *,
+    max_runtime: float | None = None,
+    grace: float = 1.0,
+    lines: list[str] | None = None,
+) -> JobProcess:
     sink = lines if lines is not None else []
     env = {"PATH": "/usr/bin:/bin", "X": "42", "PYTHONUNBUFFERED": "1"}
-    return JobProcess(["python", "-c", code], env=env, cwd=tmp_path, on_line=sink.append,
-                      max_runtime=max_runtime, grace=grace)
+    return JobProcess(
+        ["python", "-c", code],
+        env=env,
+        cwd=tmp_path,
+        on_line=sink.append,
+        max_runtime=max_runtime,
+        grace=grace,
+    )
 
 
 def test_job_process_streams_lines_and_exit_code(tmp_path: Path) -> None:
     lines: list[str] = []
-    code = ("import os, sys; print('out', os.environ['X']); "
-            "print('err', file=sys.stderr); print(os.getcwd()); sys.exit(4)")
+    code = (
+        "import os, sys; print('out', os.environ['X']); "
+        "print('err', file=sys.stderr); print(os.getcwd()); sys.exit(4)"
+    )
     process = _job(code, tmp_path, lines=lines).start()
     assert process.command[0] == sys.executable
     assert process.wait(10) == 4
@@ -137,9 +158,11 @@ def test_job_process_streams_lines_and_exit_code(tmp_path: Path) -> None:
 
 def test_job_process_terminate_kills_the_group(tmp_path: Path) -> None:
     lines: list[str] = []
-    code = ("import subprocess, sys, time; "
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
-            "print('ready', flush=True); time.sleep(30)")
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+        "print('ready', flush=True); time.sleep(30)"
+    )
     process = _job(code, tmp_path, lines=lines).start()
     assert wait_until(lambda: lines == ["ready"], timeout=10)
     started = time.monotonic()
@@ -153,8 +176,10 @@ def test_job_process_terminate_kills_the_group(tmp_path: Path) -> None:
 
 def test_job_process_sigkills_after_grace(tmp_path: Path) -> None:
     lines: list[str] = []
-    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ignoring', flush=True); time.sleep(30)")
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring', flush=True); time.sleep(30)"
+    )
     process = _job(code, tmp_path, lines=lines).start()
     assert wait_until(lambda: lines == ["ignoring"], timeout=10)
     started = time.monotonic()
@@ -172,9 +197,11 @@ def test_job_process_max_runtime(tmp_path: Path) -> None:
 
 def test_job_process_children_do_not_outlive_it(tmp_path: Path) -> None:
     # The main process exits at once; its child still holds the output pipe.
-    code = ("import subprocess, sys; "
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
-            "print('bye')")
+    code = (
+        "import subprocess, sys; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+        "print('bye')"
+    )
     process = _job(code, tmp_path).start()
     assert process.wait(10) == 0
     assert wait_until(lambda: not group_alive(process.pid or 0), timeout=5)
@@ -227,8 +254,13 @@ class FakeEmulator(EmulatorBase):
 def _call(app: ControlAPI, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     raw = b"" if body is None else json.dumps(body).encode()
     path, _, query = path.partition("?")
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "CONTENT_LENGTH": str(len(raw)),
+        "wsgi.input": io.BytesIO(raw),
+    }
     status: list[str] = []
 
     def start_response(line: str, headers: list[tuple[str, str]]) -> None:
@@ -251,7 +283,9 @@ def test_control_api_routes() -> None:
     app = ControlAPI(emulator, inner)
     assert _call(app, "GET", "/_steplift/health") == (200, {"status": "ok", "mode": "scripted"})
     assert _call(app, "POST", "/_steplift/faults", {"throttle_rate": 0.5}) == (
-        200, Faults(throttle_rate=0.5).to_dict())
+        200,
+        Faults(throttle_rate=0.5).to_dict(),
+    )
     assert emulator.faults == Faults(throttle_rate=0.5)
     status, body = _call(app, "POST", "/_steplift/faults", {"throttle_rate": 5})
     assert status == 400 and "throttle_rate" in body["error"]
@@ -268,8 +302,9 @@ def test_control_api_routes() -> None:
     assert _call(app, "POST", "/_steplift/jobs/missing/preempt")[0] == 404
     assert _call(app, "POST", "/_steplift/jobs/done/preempt")[0] == 409
 
-    assert _call(app, "POST", "/_steplift/jobs/j/script", {"steps": ["A", {"status": "B"}]})[0] \
-        == 200
+    assert (
+        _call(app, "POST", "/_steplift/jobs/j/script", {"steps": ["A", {"status": "B"}]})[0] == 200
+    )
     assert _call(app, "POST", "/_steplift/script", {"steps": ["C"]})[0] == 200
     assert emulator.scripts == {"j": [ScriptStep("A"), ScriptStep("B")], None: [ScriptStep("C")]}
     assert _call(app, "POST", "/_steplift/script", {"steps": "C"})[0] == 400

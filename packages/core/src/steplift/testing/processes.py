@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import subprocess
 import sys
@@ -73,3 +74,25 @@ def signal_and_wait(
     process.send_signal(signal_number)
     code = process.wait(timeout=timeout)
     return code, process.stderr.read() if process.stderr else ""
+
+
+CLOUD_SDK_ROOTS = ("boto3", "botocore", "google", "azure", "moto")
+
+
+def modules_loaded_by(code: str, roots: tuple[str, ...] = CLOUD_SDK_ROOTS) -> list[str]:
+    """Modules under ``roots`` that running ``code`` in a fresh interpreter loads.
+
+    Only modules loaded from a file count: google-cloud wheels install a .pth file that makes
+    empty `google` namespace packages in every interpreter, whatever it imports.
+    """
+    probe = code + (
+        "\nimport json as _json, sys as _sys\n"
+        f"_roots = {tuple(roots)!r}\n"
+        "print(_json.dumps(sorted(n for n, m in _sys.modules.items()"
+        " if n.split('.')[0] in _roots and getattr(m, '__file__', None))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return loaded

@@ -1,0 +1,216 @@
+"""Building the Azure clients: credential, custom cloud, ``MLClient`` and run history.
+
+Everything here imports the Azure SDK, so only the operator imports this module, and only
+when it first talks to Azure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+from azure.core import PipelineClient
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.policies import (
+    BearerTokenCredentialPolicy,
+    HeadersPolicy,
+    RetryPolicy,
+    UserAgentPolicy,
+)
+from azure.core.rest import HttpRequest
+
+from steplift_azureml.config import AzureMLStepOperatorConfig
+
+USER_AGENT = "steplift-azureml/0.1.0"
+_PUBLIC_RESOURCE_MANAGER = "https://management.azure.com"
+_cloud_lock = threading.Lock()
+
+
+def cloud_name_for(config: AzureMLStepOperatorConfig) -> str:
+    """The SDK cloud name: the configured one, or one per custom endpoint.
+
+    The SDK keeps clouds in a process-wide registry that refuses to redefine a name, so each
+    endpoint gets its own name.
+    """
+    if not config.cloud_endpoint:
+        return config.cloud
+    parsed = urlparse(config.cloud_endpoint)
+    return f"Steplift_{parsed.hostname}_{parsed.port or 443}".replace(".", "_")
+
+
+def cloud_metadata_for(endpoint: str) -> dict[str, str]:
+    """Custom-cloud metadata serving every endpoint the SDK needs from ``endpoint``."""
+    base = endpoint.rstrip("/") + "/"
+    return {
+        "azure_portal": base,
+        "resource_manager": base,
+        "active_directory": base,
+        "aml_resource_id": base,
+        "storage_endpoint": "core.windows.net",
+        "registry_discovery_endpoint": base,
+    }
+
+
+def resource_manager(config: AzureMLStepOperatorConfig) -> str:
+    """The resource manager endpoint (no trailing slash)."""
+    if config.cloud_endpoint:
+        return config.cloud_endpoint.rstrip("/")
+    if config.cloud == "AzureCloud":
+        return _PUBLIC_RESOURCE_MANAGER
+    from azure.ai.ml._azure_environments import _get_cloud_details
+
+    details: dict[str, str] = _get_cloud_details(config.cloud)
+    return details["resource_manager"].rstrip("/")
+
+
+def make_credential(config: AzureMLStepOperatorConfig) -> TokenCredential:
+    """The credential the config names."""
+    if config.credential == "managed_identity":
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=config.managed_identity_client_id)
+    if config.credential == "azure_cli":
+        from azure.identity import AzureCliCredential
+
+        return AzureCliCredential()
+    if config.credential == "environment":
+        from azure.identity import EnvironmentCredential
+
+        return EnvironmentCredential()
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=config.managed_identity_client_id)
+
+
+def retry_kwargs(config: AzureMLStepOperatorConfig) -> dict[str, Any]:
+    """azure-core RetryPolicy settings (it honours Retry-After on 429 and 503)."""
+    return {
+        "retry_total": config.retry_total,
+        "retry_backoff_factor": config.retry_backoff,
+        "retry_backoff_max": config.retry_backoff_max,
+    }
+
+
+def _quiet_experimental_notices() -> None:
+    """azure-ai-ml logs a notice per experimental schema class it builds (six of them for a
+    plain command job); keep them off the console unless the user configured that logger."""
+    notices = logging.getLogger("azure.ai.ml._utils._experimental")
+    if notices.level == logging.NOTSET:
+        notices.setLevel(logging.ERROR)
+
+
+def make_ml_client(
+    config: AzureMLStepOperatorConfig, credential: TokenCredential, *, retries: bool = True
+) -> Any:
+    """An ``MLClient`` for the configured workspace and cloud.
+
+    ``retries=False`` turns the transport retries off: the client that creates jobs must not
+    repeat a PUT blindly (the operator checks ``find_job`` before creating again).
+    """
+    from azure.ai.ml import MLClient
+
+    _quiet_experimental_notices()
+    kwargs: dict[str, Any] = {
+        "enable_telemetry": False,
+        "show_progress": False,
+        "user_agent": USER_AGENT,
+        **retry_kwargs(config),
+    }
+    if not retries:
+        kwargs["retry_total"] = 0
+    if config.cloud_endpoint:
+        kwargs["cloud"] = cloud_name_for(config)
+        kwargs["cloud_metadata"] = cloud_metadata_for(config.cloud_endpoint)
+    elif config.cloud != "AzureCloud":
+        kwargs["cloud"] = config.cloud
+    # MLClient records the cloud in os.environ["AZUREML_CURRENT_CLOUD"] (the SDK's own
+    # process-wide state, read by its fallbacks), so one process works with one cloud at a time.
+    with _cloud_lock:
+        return MLClient(
+            credential,
+            subscription_id=config.subscription_id,
+            resource_group_name=config.resource_group,
+            workspace_name=config.workspace,
+            **kwargs,
+        )
+
+
+class RunHistory:
+    """The workspace's run-history service: run details (status, error, log files) and logs.
+
+    Its base URL comes from the workspace's discovery document; log files are read through
+    their SAS URLs, without the bearer token.
+    """
+
+    def __init__(
+        self,
+        config: AzureMLStepOperatorConfig,
+        credential: TokenCredential,
+        ml_client: Any,
+    ) -> None:
+        self.config = config
+        self.ml_client = ml_client
+        scope = resource_manager(config) + "/.default"
+        # One RetryPolicy per pipeline: a policy instance links to the next one in its pipeline.
+        self._authed: PipelineClient[HttpRequest, Any] = PipelineClient(
+            base_url="",
+            policies=[
+                HeadersPolicy(),
+                UserAgentPolicy(base_user_agent=USER_AGENT),
+                RetryPolicy(**retry_kwargs(config)),
+                BearerTokenCredentialPolicy(credential, scope),
+            ],
+        )
+        self._plain: PipelineClient[HttpRequest, Any] = PipelineClient(
+            base_url="",
+            policies=[
+                HeadersPolicy(),
+                UserAgentPolicy(base_user_agent=USER_AGENT),
+                RetryPolicy(**retry_kwargs(config)),
+            ],
+        )
+        self._history_base: str | None = None
+        self._lock = threading.Lock()
+
+    def _base(self) -> str:
+        with self._lock:
+            if self._history_base is None:
+                workspace = self.ml_client.workspaces.get(self.config.workspace)
+                response = self._plain.send_request(HttpRequest("GET", workspace.discovery_url))
+                response.raise_for_status()
+                self._history_base = str(json.loads(response.text())["history"]).rstrip("/")
+            return self._history_base
+
+    def run_details(self, run_id: str) -> dict[str, Any]:
+        """The run's details (``status``, ``error``, ``logFiles``)."""
+        config = self.config
+        url = (
+            f"{self._base()}/history/v1.0/subscriptions/{config.subscription_id}"
+            f"/resourceGroups/{config.resource_group}/providers/"
+            f"Microsoft.MachineLearningServices/workspaces/{config.workspace}"
+            f"/runs/{run_id}/details"
+        )
+        response = self._authed.send_request(HttpRequest("GET", url))
+        response.raise_for_status()
+        details: dict[str, Any] = response.json()
+        return details
+
+    def read_from(self, url: str, offset: int) -> bytes:
+        """The bytes of a log file from ``offset`` on (empty when there are none yet)."""
+        request = HttpRequest("GET", url, headers={"Range": f"bytes={offset}-"})
+        response = self._plain.send_request(request)
+        if response.status_code == 416:
+            return b""
+        try:
+            response.raise_for_status()
+        except HttpResponseError:
+            raise
+        data = response.read()
+        if response.status_code == 200:
+            # The server ignored the range: skip what was already read.
+            data = data[offset:]
+        return bytes(data)

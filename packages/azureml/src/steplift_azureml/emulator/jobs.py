@@ -1,0 +1,316 @@
+"""Emulated Azure ML command jobs: their lifecycle, statuses, errors and log files.
+
+Execute mode runs the job's command as local subprocesses (one per instance) with the Azure
+ML container environment; scripted mode steps through given statuses, one per ``jobs.get``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steplift.testing.emulation import JobProcess, ScriptStep
+
+TERMINAL = frozenset({"Completed", "Failed", "Canceled"})
+STATUSES = frozenset(
+    {
+        "NotStarted",
+        "Queued",
+        "Preparing",
+        "Provisioning",
+        "Starting",
+        "Running",
+        "Finalizing",
+        "CancelRequested",
+        "NotResponding",
+        "Paused",
+        *TERMINAL,
+    }
+)
+MAIN_LOG = "user_logs/std_log.txt"
+DEFAULT_SCRIPT = (ScriptStep("Queued"), ScriptStep("Running"), ScriptStep("Completed"))
+
+
+def utc_now() -> str:
+    """An ISO 8601 UTC timestamp as the service writes them."""
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def error_body(code: str, message: str, inner: str | None = None) -> dict[str, Any]:
+    """The run-history error shape: {"error": {"code", "message", "innerError"}}."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if inner:
+        error["innerError"] = {"code": inner}
+    return {"error": error}
+
+
+def error_for_reason(reason: str) -> dict[str, Any]:
+    """A scripted failure reason as a run-history error (the code follows the words)."""
+    words = reason.lower()
+    if "quota" in words:
+        return error_body("UserError", reason, "QuotaExceeded")
+    if "capacity" in words or "allocation" in words:
+        return error_body("ServiceError", reason, "AllocationFailed")
+    if "preempt" in words:
+        return error_body("ServiceError", reason, "JobPreempted")
+    if "image" in words:
+        return error_body("UserError", reason, "ImagePullFailed")
+    if "timeout" in words or "time limit" in words:
+        return error_body("UserError", reason, "JobTimeLimitExceeded")
+    if "exit" in words or "user" in words:
+        return error_body("UserError", reason, "UserProcessFailed")
+    return error_body("ServiceError", reason, "InternalServiceError")
+
+
+@dataclass
+class EmulatedJob:
+    """One job as the emulated service holds it."""
+
+    name: str
+    resource: dict[str, Any]
+    experiment: str
+    instance_count: int = 1
+    spot: bool = False
+    timeout: float | None = None
+    status: str = "NotStarted"
+    error: dict[str, Any] | None = None
+    created: str = field(default_factory=utc_now)
+    started: str | None = None
+    ended: str | None = None
+    logs: dict[str, bytearray] = field(default_factory=dict)
+    processes: list[JobProcess] = field(default_factory=list)
+    script: list[ScriptStep] | None = None
+    command: str = ""
+    """The command with ${{outputs.NAME}} replaced by where each output is mounted."""
+    cancel_requested: bool = False
+    preempted: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the job's status can no longer change."""
+        return self.status in TERMINAL
+
+    def set_status(self, status: str, error: dict[str, Any] | None = None) -> None:
+        """Move to ``status`` (ignored once terminal) and stamp start/end times."""
+        with self.lock:
+            if self.is_terminal:
+                return
+            self.status = status
+            if error is not None:
+                self.error = error
+            if status == "Running" and self.started is None:
+                self.started = utc_now()
+            if status in TERMINAL:
+                self.ended = utc_now()
+
+    def append_log(self, file: str, line: str) -> None:
+        """Append one line to a log file of the run."""
+        with self.lock:
+            self.logs.setdefault(file, bytearray()).extend((line + "\n").encode())
+
+    def log_bytes(self, file: str) -> bytes | None:
+        """The content of a log file so far (None: no such file)."""
+        with self.lock:
+            data = self.logs.get(file)
+            return bytes(data) if data is not None else None
+
+    def alive(self) -> bool:
+        """True while a process of the job runs."""
+        return any(process.poll() is None for process in self.processes)
+
+    def advance_script(self) -> None:
+        """Scripted mode: take the next step (the last one stays)."""
+        with self.lock:
+            if not self.script or self.is_terminal:
+                return
+            step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+            error = error_for_reason(step.failure_reason) if step.failure_reason else None
+            if step.status == "Failed" and error is None:
+                error = error_body("UserError", "the scripted job failed", "UserProcessFailed")
+            self.set_status(step.status, error)
+            if step.status == "Running":
+                self.append_log(MAIN_LOG, f"scripted job {self.name} is running")
+
+
+def job_environment(
+    job: EmulatedJob,
+    *,
+    rank: int,
+    base: Mapping[str, str],
+    service_env: Mapping[str, str],
+    master_port: int,
+) -> dict[str, str]:
+    """The environment Azure ML gives a job's process on node ``rank``."""
+    properties = job.resource.get("properties", {})
+    # The client's SDK state (the cloud an MLClient registered) is not the container's.
+    env = {key: value for key, value in base.items() if key != "AZUREML_CURRENT_CLOUD"}
+    env.update(service_env)
+    env.update({str(k): str(v) for k, v in (properties.get("environmentVariables") or {}).items()})
+    env.update(
+        {
+            "AZUREML_RUN_ID": job.name,
+            "AZUREML_EXPERIMENT_NAME": job.experiment,
+            "AZUREML_ARM_PROJECT_NAME": job.experiment,
+            "AZUREML_NODE_COUNT": str(job.instance_count),
+            "AZUREML_CR_NODE_RANK": str(rank),
+        }
+    )
+    if job.instance_count > 1:
+        # What Azure ML's PyTorch distribution sets on every node.
+        env.update(
+            {
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(master_port),
+                "WORLD_SIZE": str(job.instance_count),
+                "NODE_RANK": str(rank),
+                "RANK": str(rank),
+                "LOCAL_RANK": "0",
+                "LOCAL_WORLD_SIZE": "1",
+            }
+        )
+    return env
+
+
+class JobRunner:
+    """Runs one emulated job in execute mode (a thread per job)."""
+
+    def __init__(
+        self,
+        job: EmulatedJob,
+        *,
+        workdir: Path,
+        env_for_rank: Callable[[int], dict[str, str]],
+        refuse_capacity: Callable[[], bool],
+        stuck: Callable[[], bool],
+        wait_for_change: Callable[[float], None],
+        stopping: threading.Event,
+        grace: float,
+    ) -> None:
+        self.job = job
+        self.workdir = workdir
+        self.env_for_rank = env_for_rank
+        self.refuse_capacity = refuse_capacity
+        self.stuck = stuck
+        self.wait_for_change = wait_for_change
+        self.stopping = stopping
+        self.grace = grace
+        self.thread = threading.Thread(
+            target=self._run, name=f"azureml-job-{job.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the job's lifecycle thread."""
+        self.thread.start()
+
+    def _run(self) -> None:
+        job = self.job
+        job.set_status("Queued")
+        while self.stuck() and not job.cancel_requested and not self.stopping.is_set():
+            self.wait_for_change(0.05)
+        if job.cancel_requested or self.stopping.is_set():
+            job.set_status("Canceled")
+            return
+        if self.refuse_capacity():
+            job.set_status(
+                "Failed",
+                error_body(
+                    "ServiceError",
+                    "Failed to allocate compute: insufficient capacity for the requested VM "
+                    "size in this region (AllocationFailed).",
+                    "AllocationFailed",
+                ),
+            )
+            return
+        job.set_status("Preparing")
+        command = job.command or str(job.resource["properties"]["command"])
+        folder = self.workdir / job.name
+        folder.mkdir(parents=True, exist_ok=True)
+        with job.lock:
+            if job.cancel_requested:
+                job.set_status("Canceled")
+                return
+            for rank in range(job.instance_count):
+                log = "user_logs/std_log.txt" if rank == 0 else f"user_logs/std_log_{rank}.txt"
+                job.logs.setdefault(log, bytearray())
+                process = JobProcess(
+                    ["/bin/sh", "-c", command],
+                    env=self.env_for_rank(rank),
+                    cwd=folder,
+                    on_line=_log_sink(job, log),
+                    max_runtime=job.timeout,
+                    grace=self.grace,
+                )
+                job.processes.append(process.start())
+            job.set_status("Running")
+        codes = [process.wait() for process in job.processes]
+        self._conclude(codes)
+
+    def _conclude(self, codes: list[int | None]) -> None:
+        job = self.job
+        with job.lock:
+            if job.preempted:
+                job.set_status(
+                    "Failed",
+                    error_body(
+                        "ServiceError",
+                        "The low-priority node running the job was preempted.",
+                        "JobPreempted",
+                    ),
+                )
+            elif job.cancel_requested:
+                job.set_status("Canceled")
+            elif any(process.timed_out for process in job.processes):
+                job.set_status(
+                    "Failed",
+                    error_body(
+                        "UserError",
+                        f"The job ran past its limits.timeout of {job.timeout:g} seconds and "
+                        "was stopped.",
+                        "JobTimeLimitExceeded",
+                    ),
+                )
+            elif all(code == 0 for code in codes):
+                job.set_status("Finalizing")
+                job.set_status("Completed")
+            else:
+                code = next(code for code in codes if code != 0)
+                job.set_status(
+                    "Failed",
+                    error_body(
+                        "UserError",
+                        f"Execution failed. User process '/bin/sh' exited with status code {code}. "
+                        f"Please check log file '{MAIN_LOG}' for error details.",
+                        "UserProcessFailed",
+                    ),
+                )
+
+    def stop(self, grace: float | None = None) -> None:
+        """Terminate the job's processes."""
+        for process in list(self.job.processes):
+            process.terminate(self.grace if grace is None else grace)
+
+
+def _log_sink(job: EmulatedJob, file: str) -> Callable[[str], None]:
+    def sink(line: str) -> None:
+        job.append_log(file, line)
+
+    return sink
+
+
+def emulator_base_env() -> dict[str, str]:
+    """The host environment jobs start from (the emulator runs them on this machine).
+
+    The image is ignored, so ``python`` in a command must be this interpreter: its folder
+    goes first on PATH.
+    """
+    env = dict(os.environ)
+    folder = os.path.dirname(sys.executable)
+    env["PATH"] = folder + os.pathsep + env.get("PATH", "")
+    return env

@@ -1,0 +1,492 @@
+"""The ``azureml`` step operator: each step attempt is an Azure ML command job.
+
+The job is named after the step attempt (Azure ML job names are chosen by the client), so a
+relaunch finds and adopts it. Statuses come from ``jobs.get``; failure text from the run's
+history (``details.error``); logs from the run's ``user_logs/std_log.txt``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+import sys
+import threading
+from typing import Any
+
+from steplift.errors import ConfigError, StepFailed
+from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
+from steplift.operator import StepOperator, StepOperatorConfig
+from steplift.polling import PollPolicy
+from steplift.states import FailureKind, JobState
+from steplift.store import ArtifactStore
+from steplift_azureml.config import AzureMLStepOperatorConfig
+from steplift_azureml.resources import resolve_vm_size
+from steplift_azureml.store import AzureBlobArtifactStore
+
+JOB_NAME_MAX = 128
+MAIN_LOG = "user_logs/std_log.txt"
+CHECKPOINT_ENV = "STEPLIFT_CHECKPOINT_DIR"
+CHECKPOINT_OUTPUT = "steplift_checkpoints"
+# Azure ML replaces ${{outputs.NAME}} in a job's command with where it mounted that output.
+CHECKPOINT_PLACEHOLDER = "${{outputs." + CHECKPOINT_OUTPUT + "}}"
+
+STATES: dict[str, JobState] = {
+    "NotStarted": JobState.PENDING,
+    "Queued": JobState.PENDING,
+    "Preparing": JobState.PENDING,
+    "Provisioning": JobState.PENDING,
+    "Starting": JobState.PENDING,
+    "Paused": JobState.PENDING,
+    "Running": JobState.RUNNING,
+    "Finalizing": JobState.RUNNING,
+    "NotResponding": JobState.RUNNING,
+    "CancelRequested": JobState.CANCELLING,
+    "Completed": JobState.SUCCEEDED,
+    "Failed": JobState.FAILED,
+    "Canceled": JobState.CANCELLED,
+}
+_TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
+_EXIT_CODE = re.compile(r"exited with (?:status )?code (-?\d+)", re.IGNORECASE)
+
+
+def failure_kind_of(error: dict[str, Any] | None) -> FailureKind:
+    """The failure kind of a run-history ``error`` ({"error": {code, message, innerError}})."""
+    body = (error or {}).get("error") or {}
+    codes = [str(body.get("code") or "")]
+    inner = body.get("innerError") or body.get("inner_error")
+    while isinstance(inner, dict):
+        codes.append(str(inner.get("code") or ""))
+        inner = inner.get("innerError") or inner.get("inner_error")
+    text = " ".join([*codes, str(body.get("message") or "")]).lower()
+    if "quota" in text:
+        return FailureKind.QUOTA
+    if "allocationfailed" in text or "capacity" in text:
+        return FailureKind.CAPACITY
+    if "preempt" in text:
+        return FailureKind.PREEMPTED
+    if "imagepull" in text or "image pull" in text or "docker image" in text:
+        return FailureKind.IMAGE
+    if "timelimit" in text or "timeout" in text:
+        return FailureKind.TIMEOUT
+    if "userprocess" in text or "usererror" in text or _EXIT_CODE.search(text):
+        return FailureKind.USER_CODE
+    return FailureKind.INFRASTRUCTURE
+
+
+def _retry_after(error: Any) -> float | None:
+    response = getattr(error, "response", None)
+    headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0),
+                        ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                return None
+    return None
+
+
+class AzureMLStepOperator(StepOperator):
+    """Runs step attempts as Azure ML command jobs through ``azure-ai-ml``."""
+
+    default_poll_policy = PollPolicy(initial=2.0, factor=1.5, maximum=30.0)
+    cancel_wait: float = 5.0
+    """Seconds to wait for the service to accept a cancel request."""
+
+    def __init__(
+        self,
+        config: StepOperatorConfig,
+        *,
+        credential: Any = None,
+        ml_client: Any = None,
+        create_client: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(config, **kwargs)
+        if not isinstance(config, AzureMLStepOperatorConfig):
+            raise TypeError(f"the azureml flavor needs AzureMLStepOperatorConfig, not {config!r}")
+        self._credential = credential
+        self._ml_client = ml_client
+        self._create_client = create_client
+        self._history: Any = None
+        self._store = AzureBlobArtifactStore(storage_suffix=config.storage_suffix)
+        self._errors: dict[str, dict[str, Any] | None] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def flavor(self) -> str:
+        return "azureml"
+
+    @property
+    def azure_config(self) -> AzureMLStepOperatorConfig:
+        """The config, typed as this flavor's."""
+        assert isinstance(self.config, AzureMLStepOperatorConfig)
+        return self.config
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        return self._store
+
+    @property
+    def artifact_root(self) -> str:
+        return self.azure_config.artifact_root
+
+    # -- clients (built on first use; importing this module imports no Azure SDK) -----------
+
+    @property
+    def ml_client(self) -> Any:
+        """The ``azure.ai.ml.MLClient`` for the configured workspace."""
+        with self._lock:
+            if self._ml_client is None:
+                from steplift_azureml.client import make_credential, make_ml_client
+
+                if self._credential is None:
+                    self._credential = make_credential(self.azure_config)
+                self._ml_client = make_ml_client(self.azure_config, self._credential)
+            return self._ml_client
+
+    @property
+    def credential(self) -> Any:
+        """The Azure credential (made from the config on first use unless one was given)."""
+        self.ml_client  # noqa: B018 - makes the credential
+        return self._credential
+
+    def share_clients(self) -> dict[str, Any]:
+        """Keyword arguments that let another operator reuse this one's clients."""
+        return {
+            "credential": self.credential,
+            "ml_client": self.ml_client,
+            "create_client": self.create_client,
+        }
+
+    @property
+    def create_client(self) -> Any:
+        """An ``MLClient`` without transport retries, used only to create jobs."""
+        self.ml_client  # noqa: B018 - makes the credential
+        with self._lock:
+            if self._create_client is None:
+                from steplift_azureml.client import make_ml_client
+
+                self._create_client = make_ml_client(
+                    self.azure_config, self._credential, retries=False
+                )
+            return self._create_client
+
+    @property
+    def run_history(self) -> Any:
+        """The workspace's run-history client."""
+        client = self.ml_client
+        with self._lock:
+            if self._history is None:
+                from steplift_azureml.client import RunHistory
+
+                self._history = RunHistory(self.azure_config, self._credential, client)
+            return self._history
+
+    # -- what a job asks for ----------------------------------------------------------------
+
+    def checkpoint_dir(self, info: StepRunInfo) -> str | None:
+        """Where the job sees its checkpoint folder: a datastore folder per step, mounted
+        read-write, so every attempt of the step sees the same files."""
+        return CHECKPOINT_PLACEHOLDER if self.azure_config.checkpoint_datastore else None
+
+    def checkpoint_uri(self, info: StepRunInfo) -> str:
+        """The datastore folder that holds a step's checkpoints (all attempts)."""
+        config = self.azure_config
+        return (
+            f"azureml://datastores/{config.checkpoint_datastore}/paths/{config.checkpoint_path}"
+            f"/{info.pipeline}/{info.run}/{info.step}"
+        )
+
+    def job_name(self, info: StepRunInfo) -> str:
+        """The Azure ML job name of a step attempt (deterministic)."""
+        return info.job_name(max_length=JOB_NAME_MAX, allowed="A-Za-z0-9_-")
+
+    def placement(self, info: StepRunInfo) -> dict[str, Any]:
+        """compute / instance_type / job_tier / instance_count for a step; ConfigError early.
+
+        A GPU step runs on the cluster configured for its GPU type, else serverless on the
+        smallest VM size with those GPUs. A CPU step runs on ``compute`` when set, else
+        serverless on ``instance_type`` (or the smallest size with the CPU/memory asked for).
+        """
+        config = self.azure_config
+        resources = info.resources
+        spot = resources.spot or config.spot
+        gpu = resources.gpu or config.gpu
+        count = resources.nodes if resources.nodes > 1 else config.instance_count
+        placement: dict[str, Any] = {"instance_count": count}
+        if gpu and gpu.split(":")[0].upper() in config.gpu_clusters:
+            cluster = config.gpu_clusters[gpu.split(":")[0].upper()]
+            placement["compute"] = config.spot_compute if spot and config.spot_compute else cluster
+            return placement
+        if not gpu and config.compute:
+            if spot and not config.spot_compute:
+                raise ConfigError(
+                    "a spot step on a cluster needs spot_compute (a low-priority cluster)",
+                    field="spot_compute",
+                )
+            placement["compute"] = config.spot_compute if spot else config.compute
+            return placement
+        size = resolve_vm_size(resources.model_copy(update={"gpu": gpu}))
+        if size is not None:
+            placement["instance_type"] = size.name
+        elif config.instance_type:
+            placement["instance_type"] = config.instance_type
+        else:
+            raise ConfigError(
+                "no compute for this step: set compute (a cluster), or instance_type or gpu "
+                "(serverless)",
+                field="compute",
+            )
+        tier = "Spot" if spot else config.job_tier
+        if tier:
+            placement["job_tier"] = tier
+        return placement
+
+    def build_job(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> Any:
+        """The ``azure.ai.ml`` command job for a step attempt (no call is made)."""
+        placement = self.placement(info)
+        config = self.azure_config
+        from azure.ai.ml import command
+        from azure.ai.ml.entities import (
+            AmlTokenConfiguration,
+            Environment,
+            ManagedIdentityConfiguration,
+            UserIdentityConfiguration,
+        )
+
+        image = info.image or config.image
+        environment_ref: Any = Environment(image=image) if image else config.environment_name
+        identity: Any = {
+            "user_identity": UserIdentityConfiguration,
+            "managed": ManagedIdentityConfiguration,
+            "aml_token": AmlTokenConfiguration,
+        }.get(config.identity or "", lambda: None)()
+        max_runtime = info.max_runtime or config.max_runtime
+        tags = {
+            **config.tags,
+            **info.tags,
+            "steplift.attempt": info.attempt_key,
+            "steplift.pipeline": info.pipeline,
+            "steplift.run": info.run,
+            "steplift.step": info.step,
+        }
+        command_line = list(entrypoint_command)
+        environment = dict(environment)
+        outputs: dict[str, Any] = {}
+        if environment.get(CHECKPOINT_ENV) == CHECKPOINT_PLACEHOLDER:
+            from azure.ai.ml import Output
+
+            # Environment variables are not substituted, the command is: set it there.
+            del environment[CHECKPOINT_ENV]
+            command_line = ["env", f"{CHECKPOINT_ENV}={CHECKPOINT_PLACEHOLDER}", *command_line]
+            outputs[CHECKPOINT_OUTPUT] = Output(
+                type="uri_folder", path=self.checkpoint_uri(info), mode="rw_mount"
+            )
+        distribution: Any = None
+        if placement["instance_count"] > 1:
+            from azure.ai.ml import PyTorchDistribution
+
+            distribution = PyTorchDistribution(process_count_per_instance=1)
+        return command(
+            name=self.job_name(info),
+            display_name=f"{info.step} ({info.run})",
+            experiment_name=config.experiment_name,
+            command=shlex.join(command_line),
+            outputs=outputs or None,
+            environment=environment_ref,
+            environment_variables=dict(environment),
+            compute=placement.get("compute"),
+            instance_type=placement.get("instance_type"),
+            instance_count=placement["instance_count"],
+            job_tier=placement.get("job_tier"),
+            timeout=math.ceil(max_runtime) if max_runtime else None,
+            identity=identity,
+            distribution=distribution,
+            tags=tags,
+        )
+
+    def _handle(self, name: str) -> JobHandle:
+        config = self.azure_config
+        return JobHandle(
+            flavor="azureml",
+            job_id=name,
+            name=name,
+            extra={
+                "subscription_id": config.subscription_id,
+                "resource_group": config.resource_group,
+                "workspace": config.workspace,
+            },
+        )
+
+    # -- the primitives ---------------------------------------------------------------------
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        job = self.build_job(info, entrypoint_command, environment)
+        from azure.core.exceptions import (
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        name = job.name
+        attempts = self.azure_config.create_attempts
+        last: Exception | None = None
+        for attempt in range(attempts):
+            if attempt:
+                # The last create may have gone through before its answer was lost: look
+                # before creating again.
+                existing = self.find_job(info)
+                if existing is not None:
+                    return existing
+            try:
+                # No transport retries for the create itself: only this loop retries it,
+                # after find_job.
+                self.create_client.jobs.create_or_update(job)
+                return self._handle(name)
+            except HttpResponseError as error:
+                last = error
+                status = error.status_code or 0
+                if status == 409:
+                    existing = self.find_job(info)
+                    if existing is not None:
+                        return existing
+                kind = failure_kind_of({"error": _error_dict(error)})
+                if kind is FailureKind.QUOTA:
+                    raise StepFailed(
+                        f"Azure ML refused job {name}: {_error_message(error)}",
+                        failure_kind=FailureKind.QUOTA,
+                        provider_state=str(status),
+                    ) from None
+                if status not in _TRANSIENT_HTTP:
+                    raise StepFailed(
+                        f"Azure ML refused job {name} ({status}): {_error_message(error)}",
+                        failure_kind=FailureKind.INFRASTRUCTURE,
+                        provider_state=str(status),
+                    ) from None
+                self.sleep(_retry_after(error) or min(30.0, 0.5 * 2**attempt))
+            except (ServiceRequestError, ServiceResponseError) as error:
+                last = error
+                self.sleep(min(30.0, 0.5 * 2**attempt))
+        existing = self.find_job(info)
+        if existing is not None:
+            return existing
+        raise StepFailed(
+            f"could not create Azure ML job {name} after {attempts} attempts: {last}",
+            failure_kind=FailureKind.INFRASTRUCTURE,
+        )
+
+    def is_transient_error(self, error: Exception) -> bool:
+        """Throttling, 5xx and lost connections (after azure-core's own retries)."""
+        exceptions = sys.modules.get("azure.core.exceptions")
+        if exceptions is None:
+            return False
+        if isinstance(error, exceptions.ServiceRequestError | exceptions.ServiceResponseError):
+            return True
+        if isinstance(error, exceptions.HttpResponseError):
+            return (error.status_code or 0) in _TRANSIENT_HTTP
+        return False
+
+    def find_job(self, info: StepRunInfo) -> JobHandle | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name = self.job_name(info)
+        try:
+            self.ml_client.jobs.get(name)
+        except ResourceNotFoundError:
+            return None
+        return self._handle(name)
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            job = self.ml_client.jobs.get(handle.job_id)
+        except ResourceNotFoundError:
+            return JobStatus(
+                state=JobState.FAILED,
+                provider_state="NotFound",
+                message=f"Azure ML has no job {handle.job_id} in workspace "
+                f"{self.azure_config.workspace}",
+                failure_kind=FailureKind.INFRASTRUCTURE,
+            )
+        raw_status = getattr(job.status, "value", job.status)
+        provider_state = str(raw_status or "NotStarted")
+        state = STATES.get(provider_state, JobState.PENDING)
+        if state is not JobState.FAILED:
+            message = "the job is not responding" if provider_state == "NotResponding" else ""
+            return JobStatus(state=state, provider_state=provider_state, message=message)
+        error = self._terminal_error(handle)
+        body = (error or {}).get("error") or {}
+        message = str(body.get("message") or "the job failed")
+        exit_match = _EXIT_CODE.search(message)
+        return JobStatus(
+            state=state,
+            provider_state=provider_state,
+            message=message,
+            failure_kind=failure_kind_of(error),
+            exit_code=int(exit_match.group(1)) if exit_match else None,
+        )
+
+    def _terminal_error(self, handle: JobHandle) -> dict[str, Any] | None:
+        with self._lock:
+            if handle.job_id in self._errors:
+                return self._errors[handle.job_id]
+        error = self.run_history.run_details(handle.job_id).get("error")
+        with self._lock:
+            self._errors[handle.job_id] = error
+        return error if isinstance(error, dict) else None
+
+    def cancel(self, handle: JobHandle) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        try:
+            poller = self.ml_client.jobs.begin_cancel(handle.job_id)
+        except ResourceNotFoundError:
+            return
+        except HttpResponseError:
+            # Azure refuses to cancel a job that already ended; anything else is real.
+            if self.get_status(handle).state.is_terminal:
+                return
+            raise
+        # The service answers 202 and a Location to poll; wait (bounded) for it to accept.
+        poller.wait(timeout=self.cancel_wait)
+
+    def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+        offset = int(cursor or 0)
+        files = self.run_history.run_details(handle.job_id).get("logFiles") or {}
+        url = files.get(MAIN_LOG)
+        if url is None:
+            return LogChunk([], cursor)
+        data = self.run_history.read_from(url, offset)
+        complete = data.rfind(b"\n") + 1  # whole lines only; the rest comes next time
+        lines = data[:complete].decode("utf-8", errors="replace").splitlines()
+        return LogChunk(lines, str(offset + complete))
+
+
+def _error_dict(error: Any) -> dict[str, Any]:
+    inner = getattr(error, "error", None)
+    code = getattr(inner, "code", None) or getattr(error, "error_code", None) or ""
+    result: dict[str, Any] = {"code": code, "message": _error_message(error)}
+    inner_error = getattr(inner, "innererror", None) or getattr(inner, "inner_error", None)
+    if isinstance(inner_error, dict):
+        result["innerError"] = inner_error
+    try:
+        body = error.response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            result = body["error"]
+    except Exception:  # not JSON: keep what the exception says
+        pass
+    return result
+
+
+def _error_message(error: Any) -> str:
+    inner = getattr(error, "error", None)
+    message = getattr(inner, "message", None) or getattr(error, "message", None) or str(error)
+    return str(message).splitlines()[0]

@@ -1,0 +1,91 @@
+"""The azureml flavor against the whole conformance suite, through the real azure-ai-ml
+client, the executing HTTPS emulator and Azurite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azureml_helpers import operator_fields
+
+from steplift.models import JobHandle
+from steplift.operator import StepOperator
+from steplift.polling import PollPolicy
+from steplift.states import FailureKind
+from steplift.testing import ConformanceClock, StepOperatorConformance
+from steplift_azureml.config import AzureMLStepOperatorConfig
+from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.operator import AzureMLStepOperator
+
+# azure-ai-ml 1.35 declares marshmallow schemas with an option marshmallow 3.2x deprecates.
+pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
+
+
+class EmulatorBackend:
+    """Asks the emulator what happened, and breaks jobs the way Azure does."""
+
+    def __init__(self, emulator: AzureMLEmulator) -> None:
+        self.emulator = emulator
+
+    def submissions(self) -> int:
+        return self.emulator.created_jobs
+
+    def api_calls(self) -> int:
+        return len(self.emulator.requests)
+
+    def fail_infrastructure(self, operator: StepOperator, handle: JobHandle) -> FailureKind:
+        # The conformance operator runs on spot capacity: Azure takes the node back.
+        self.emulator.preempt(handle.job_id)
+        return FailureKind.PREEMPTED
+
+    def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
+        return self.emulator.job_alive(handle.job_id)
+
+
+@pytest.fixture(scope="module")
+def shared_operator(execute_emulator: AzureMLEmulator) -> Iterator[AzureMLStepOperator]:
+    """One MLClient for the module (building one costs the SDK's import and setup)."""
+    config = AzureMLFlavor().validate_config(operator_fields(execute_emulator, spot=True))
+    operator = AzureMLStepOperator(config)
+    operator.share_clients()  # build the clients once
+    yield operator
+
+
+class TestAzureMLConformance(StepOperatorConformance):
+    flavor = "azureml"
+
+    @pytest.fixture
+    def operator(
+        self, clock: ConformanceClock, shared_operator: AzureMLStepOperator
+    ) -> AzureMLStepOperator:
+        assert isinstance(shared_operator.config, AzureMLStepOperatorConfig)
+        return AzureMLStepOperator(
+            shared_operator.config,
+            name="azureml",
+            **shared_operator.share_clients(),
+            clock=clock.now,
+            sleep=clock.sleep,
+            poll_policy=PollPolicy(initial=0.5, factor=1.5, maximum=5.0),
+        )
+
+    @pytest.fixture
+    def backend(self, execute_emulator: AzureMLEmulator) -> EmulatorBackend:
+        return EmulatorBackend(execute_emulator)
+
+    @pytest.fixture
+    def invalid_configs(self, execute_emulator: AzureMLEmulator) -> list[dict[str, Any]]:
+        good = operator_fields(execute_emulator)
+        return [
+            {**good, "subscription_id": "not-a-guid"},
+            {**good, "workspace": "x"},
+            {**good, "instance_type": "Standard_Imaginary_v9"},
+            {**good, "instance_type": None, "gpu": "A100:3"},
+            {k: v for k, v in good.items() if k != "instance_type"},
+            {**good, "compute": "1-bad-cluster-name-too-long"},
+            {**good, "artifact_root": "s3://bucket/path"},
+            {**good, "environment_name": "env:1"},
+            {**good, "cloud_endpoint": "http://127.0.0.1:1"},
+            {**good, "unknown_field": 1},
+        ]

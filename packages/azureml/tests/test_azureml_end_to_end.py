@@ -1,0 +1,297 @@
+"""End to end: the SDK with the azureml flavor against the executing emulator and Azurite."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azureml_helpers import operator_fields
+
+import steplift
+from steplift.errors import StepCancelled, StepFailed
+from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
+from steplift.operator import LaunchObserver
+from steplift.polling import PollPolicy
+from steplift.states import FailureKind, JobState
+from steplift.testing import steps
+from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.operator import AzureMLStepOperator
+
+pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+FAST = PollPolicy(initial=0.05, factor=1.5, maximum=0.2)
+_numbers = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(scope="module")
+def shared(execute_emulator: AzureMLEmulator) -> AzureMLStepOperator:
+    config = AzureMLFlavor().validate_config(operator_fields(execute_emulator))
+    operator = AzureMLStepOperator(config)
+    operator.share_clients()
+    return operator
+
+
+def make_operator(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator, **overrides: Any
+) -> AzureMLStepOperator:
+    config = AzureMLFlavor().validate_config(operator_fields(emulator, **overrides))
+    return AzureMLStepOperator(config, name="azure", poll_policy=FAST, **shared.share_clients())
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def run_name(prefix: str) -> str:
+    return f"{prefix}-{int(time.time())}-{next(_numbers)}"
+
+
+@pytest.fixture
+def example_train() -> Iterator[Any]:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import train
+
+        yield train.train
+    finally:
+        sys.path.remove(str(EXAMPLES))
+        sys.modules.pop("train", None)
+
+
+def test_example_step_through_the_sdk_and_config_file_returns_its_metrics(
+    execute_emulator: AzureMLEmulator, example_train: Any, isolated_steplift: Path
+) -> None:
+    fields = operator_fields(execute_emulator)
+    lines = ['default_operator = "azure"', "[operators.azure]", 'flavor = "azureml"']
+    lines += [f"{key} = {value!r}".replace("'", '"') for key, value in fields.items()]
+    (isolated_steplift / "steplift.toml").write_text("\n".join(lines) + "\n")
+    created = execute_emulator.created_jobs
+    metrics = example_train.with_options(run=run_name("example"))(3)
+    assert set(metrics) == {"loss", "test_accuracy", "epochs"}
+    assert metrics["epochs"] == 3.0
+    assert 0.5 < metrics["test_accuracy"] <= 1.0
+    assert execute_emulator.created_jobs == created + 1
+    job = list(execute_emulator.jobs.values())[-1]
+    assert job.status == "Completed"
+    assert b"epoch   3/3" in (job.log_bytes("user_logs/std_log.txt") or b"")
+
+
+def test_failing_step_raises_step_failed_with_the_remote_traceback(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(execute_emulator, shared)
+    failing = steplift.step(operator=operator)(steps.fail_with).with_options(run=run_name("fail"))
+    with pytest.raises(StepFailed) as caught:
+        failing("bad luck in the cloud")
+    failure = caught.value
+    assert failure.failure_kind is FailureKind.USER_CODE
+    assert failure.remote_type == "builtins.RuntimeError"
+    assert failure.remote_message == "bad luck in the cloud"
+    assert failure.remote_traceback and "raise RuntimeError(message)" in failure.remote_traceback
+    assert failure.handle is not None
+    job = execute_emulator.jobs[failure.handle.job_id]
+    assert job.status == "Failed"
+    assert job.error and job.error["error"]["code"] == "UserError"
+
+
+class _InterruptWhenRunning(LaunchObserver):
+    def __init__(self) -> None:
+        self.handle: JobHandle | None = None
+
+    def on_job(self, handle: JobHandle, adopted: bool) -> None:
+        self.handle = handle
+
+    def on_status(self, status: JobStatus) -> None:
+        if status.state is JobState.RUNNING:
+            raise KeyboardInterrupt
+
+
+def _info(
+    operator: AzureMLStepOperator, function: Any, *args: Any
+) -> tuple[StepRunInfo, list[str]]:
+    from steplift.launcher import StepLauncher, StepOptions, StepSpec
+    from steplift.runs import Run, RunIndex
+
+    launcher = StepLauncher(operator, index=RunIndex(Path.cwd() / "runs"))
+    spec = StepSpec.for_function(function, args, {})
+    info = launcher.step_info(
+        run=Run(run_name("e2e")), step=function.__name__, attempt=1, options=StepOptions()
+    )
+    return info, launcher.entrypoint_command(*launcher.prepare(spec, info))
+
+
+def test_ctrl_c_leaves_the_emulated_job_canceled(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(execute_emulator, shared)
+    info, command = _info(operator, steps.sleep_for, 60)
+    observer = _InterruptWhenRunning()
+    with pytest.raises(StepCancelled) as caught:
+        operator.launch(info, command, observer=observer)
+    assert caught.value.exit_code == 130
+    assert observer.handle is not None
+    job = execute_emulator.jobs[observer.handle.job_id]
+    assert wait_for(lambda: job.status == "Canceled")
+    assert wait_for(lambda: not execute_emulator.job_alive(job.name))
+    assert execute_emulator.requests.filter("CancelJob")
+
+
+def test_relaunch_adopts_the_named_job(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(execute_emulator, shared)
+    info, command = _info(operator, steps.add_and_log, 20, 22)
+    first = operator.submit(info, command, operator.job_environment(info))
+    created = execute_emulator.created_jobs
+    # A new process (new operator, new clients) launching the same attempt adopts the job.
+    fresh = AzureMLStepOperator(operator.config, poll_policy=FAST)
+    adopted: list[bool] = []
+
+    class Watch(LaunchObserver):
+        def on_job(self, handle: JobHandle, was_adopted: bool) -> None:
+            adopted.append(was_adopted)
+            assert handle == first
+
+    fresh.launch(info, command, observer=Watch())
+    assert adopted == [True]
+    assert execute_emulator.created_jobs == created
+    assert execute_emulator.jobs[first.job_id].status == "Completed"
+
+
+def test_logs_are_read_incrementally_without_gaps_or_duplicates(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(execute_emulator, shared)
+    info = StepRunInfo(
+        pipeline="logs",
+        run=run_name("logs"),
+        step="count",
+        artifact_uri="azureblob://devstoreaccount1/steplift-tests/l",
+    )
+    code = (
+        "import time\nfor i in range(300):\n"
+        "    print(f'line {i}', flush=True)\n    time.sleep(0.002)\n"
+    )
+    handle = operator.submit(info, ["python", "-c", code], {})
+    lines: list[str] = []
+    cursor: str | None = None
+    give_up = time.monotonic() + 20
+    while time.monotonic() < give_up:
+        status = operator.get_status(handle)
+        chunk = operator.read_logs(handle, cursor)
+        lines += chunk.lines
+        cursor = chunk.cursor
+        if status.state.is_terminal:
+            break
+        time.sleep(0.05)
+    lines += operator.read_logs(handle, cursor).lines
+    assert lines == [f"line {i}" for i in range(300)]
+
+
+def test_instances_run_with_the_pytorch_distribution_environment(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(execute_emulator, shared)
+    info = StepRunInfo(
+        pipeline="nodes",
+        run=run_name("nodes"),
+        step="ranks",
+        resources=Resources(nodes=2),
+        artifact_uri="azureblob://devstoreaccount1/steplift-tests/n",
+    )
+    code = (
+        "import os; print(os.environ['RANK'], os.environ['WORLD_SIZE'], "
+        "os.environ['AZUREML_RUN_ID'], os.environ['MASTER_ADDR'])"
+    )
+    handle = operator.submit(info, ["python", "-c", code], {})
+    assert wait_for(lambda: operator.get_status(handle).state.is_terminal)
+    assert operator.get_status(handle).state is JobState.SUCCEEDED
+    job = execute_emulator.jobs[handle.job_id]
+    assert job.log_bytes("user_logs/std_log.txt") == f"0 2 {handle.job_id} 127.0.0.1\n".encode()
+    assert job.log_bytes("user_logs/std_log_1.txt") == f"1 2 {handle.job_id} 127.0.0.1\n".encode()
+
+
+def test_the_emulator_enforces_limits_timeout(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(execute_emulator, shared)
+    info = StepRunInfo(
+        pipeline="limits",
+        run=run_name("limits"),
+        step="slow",
+        max_runtime=1,
+        artifact_uri="azureblob://devstoreaccount1/steplift-tests/t",
+    )
+    handle = operator.submit(info, ["python", "-c", "import time; time.sleep(60)"], {})
+    assert wait_for(lambda: operator.get_status(handle).state.is_terminal)
+    status = operator.get_status(handle)
+    assert (status.state, status.failure_kind) == (JobState.FAILED, FailureKind.TIMEOUT)
+    assert not execute_emulator.job_alive(handle.job_id)
+
+
+def test_capacity_refusal_fails_the_job_with_capacity(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    from steplift.testing.emulation import Faults
+
+    operator = make_operator(execute_emulator, shared)
+    info = StepRunInfo(
+        pipeline="cap",
+        run=run_name("cap"),
+        step="big",
+        artifact_uri="azureblob://devstoreaccount1/steplift-tests/c",
+    )
+    execute_emulator.set_faults(Faults(refuse_create="capacity"))
+    try:
+        handle = operator.submit(info, ["python", "-c", "pass"], {})
+        assert wait_for(lambda: operator.get_status(handle).state.is_terminal)
+    finally:
+        execute_emulator.set_faults(Faults())
+    status = operator.get_status(handle)
+    assert (status.state, status.failure_kind) == (JobState.FAILED, FailureKind.CAPACITY)
+
+
+def test_stopping_the_emulator_leaves_nothing_running() -> None:
+    before = {thread.name for thread in threading.enumerate()}
+    emulator = AzureMLEmulator("execute", stop_grace=0.5)
+    with emulator:
+        patch = pytest.MonkeyPatch()
+        for key, value in emulator.client_env().items():
+            patch.setenv(key, value)
+        try:
+            config = AzureMLFlavor().validate_config(operator_fields(emulator))
+            operator = AzureMLStepOperator(config, poll_policy=FAST)
+            info = StepRunInfo(
+                pipeline="stop",
+                run=run_name("stop"),
+                step="forever",
+                artifact_uri="azureblob://devstoreaccount1/steplift-tests/s",
+            )
+            handle = operator.submit(info, ["python", "-c", "import time; time.sleep(600)"], {})
+            assert wait_for(lambda: emulator.job_alive(handle.job_id))
+            pid = emulator.jobs[handle.job_id].processes[0].pid
+        finally:
+            patch.undo()
+    assert not emulator.job_alive(handle.job_id)
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+    def leftovers() -> set[str]:
+        names = {thread.name for thread in threading.enumerate()} - before
+        return {name for name in names if name.startswith(("azureml-", "job-", "cancel-"))}
+
+    assert wait_for(lambda: not leftovers(), timeout=5), leftovers()

@@ -1,0 +1,528 @@
+"""Emulated CustomJobs: their resources, their lifecycle and, in execute mode, their process.
+
+Execute mode runs the chief replica (worker pool 0, replica 0) of each job as a local
+subprocess with Vertex AI's container environment; the other replicas are listed in
+CLUSTER_SPEC but not started. Scripted mode moves a job one script step per ``get``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from steplift.testing.emulation import EmulatorMode, Faults, JobProcess, ScriptStep
+from steplift_vertex.emulator.filters import matches, parse_filter
+from steplift_vertex.emulator.logbook import decode_token, encode_token, lookup_path
+from steplift_vertex.emulator.validation import validate_custom_job
+from steplift_vertex.emulator.wire import (
+    RPC_CODES,
+    STATE_NUMBERS,
+    ApiError,
+    job_from_wire,
+    now_rfc3339,
+    parse_duration,
+)
+
+TERMINAL = frozenset(
+    {
+        "JOB_STATE_SUCCEEDED",
+        "JOB_STATE_FAILED",
+        "JOB_STATE_CANCELLED",
+        "JOB_STATE_EXPIRED",
+        "JOB_STATE_PARTIALLY_SUCCEEDED",
+    }
+)
+DEFAULT_SCRIPT = (
+    ScriptStep("JOB_STATE_PENDING"),
+    ScriptStep("JOB_STATE_RUNNING"),
+    ScriptStep("JOB_STATE_SUCCEEDED"),
+)
+DEFAULT_LIST_PAGE = 100
+MAX_LIST_PAGE = 1000
+CHIEF_TASK = "workerpool0-0"
+_JOB_TIMESTAMPS = frozenset({"create_time", "createTime", "update_time", "updateTime"})
+
+
+class EmulatorHooks(Protocol):
+    """What the job service needs from its emulator."""
+
+    @property
+    def faults(self) -> Faults: ...
+
+    def wait_for_faults_change(self, timeout: float) -> None: ...
+
+    def job_env(self) -> dict[str, str]: ...
+
+
+@dataclass
+class EmulatedJob:
+    """One CustomJob and what the emulator keeps about it."""
+
+    resource: dict[str, Any]
+    project: str
+    number: str
+    script: list[ScriptStep] = field(default_factory=list)
+    script_position: int = 0
+    cancel_requested: bool = False
+    outcome: tuple[str, int, str] | None = None
+    process: JobProcess | None = None
+    runner: threading.Thread | None = None
+    workdir: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The resource name ``projects/../locations/../customJobs/<number>``."""
+        return str(self.resource["name"])
+
+    @property
+    def state(self) -> str:
+        """The ``JOB_STATE_*`` name."""
+        return str(self.resource["state"])
+
+    @property
+    def is_spot(self) -> bool:
+        """True for a job scheduled on Spot VMs."""
+        strategy = self.resource["jobSpec"].get("scheduling", {}).get("strategy")
+        return bool(strategy == "SPOT")
+
+
+def _step_state(step: ScriptStep) -> str:
+    name = step.status if step.status.startswith("JOB_STATE_") else f"JOB_STATE_{step.status}"
+    if name not in STATE_NUMBERS:
+        raise ValueError(f"unknown Vertex job state in script: {step.status!r}")
+    return name
+
+
+def _step_error(step: ScriptStep) -> tuple[int, str]:
+    reason = step.failure_reason or "Internal error occurred for the current attempt."
+    code_name, sep, rest = reason.partition(":")
+    if sep and code_name.strip() in RPC_CODES:
+        return RPC_CODES[code_name.strip()], rest.strip()
+    if "non-zero status" in reason:
+        return RPC_CODES["INVALID_ARGUMENT"], reason
+    return RPC_CODES["INTERNAL"], reason
+
+
+class JobService:
+    """The customJobs collection of one emulator."""
+
+    def __init__(
+        self,
+        mode: EmulatorMode,
+        hooks: EmulatorHooks,
+        on_line: Callable[[str, str, str, str], None],
+        *,
+        grace: float = 2.0,
+    ) -> None:
+        self.mode = mode
+        self.hooks = hooks
+        self.on_line = on_line
+        self.grace = grace
+        self._jobs: dict[str, EmulatedJob] = {}
+        self._lock = threading.RLock()
+        self._default_script: list[ScriptStep] = list(DEFAULT_SCRIPT)
+        self._next_number = int(time.time() * 1000) * 1000
+        self._stopping = threading.Event()
+        self._workdir: Path | None = None
+
+    # -- lookup --------------------------------------------------------------------------------
+
+    def _find(self, name_or_number: str) -> EmulatedJob:
+        with self._lock:
+            job = self._jobs.get(name_or_number)
+            if job is None:
+                for candidate in self._jobs.values():
+                    if candidate.number == name_or_number:
+                        return candidate
+                raise KeyError(name_or_number)
+            return job
+
+    def get_job(self, name_or_number: str) -> EmulatedJob:
+        """The job by resource name or number (KeyError if unknown)."""
+        return self._find(name_or_number)
+
+    def all_jobs(self) -> list[EmulatedJob]:
+        """Every job, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def _require(self, name: str) -> EmulatedJob:
+        try:
+            return self._find(name)
+        except KeyError:
+            raise ApiError("NOT_FOUND", f'The CustomJob "{name}" does not exist.') from None
+
+    # -- state changes -------------------------------------------------------------------------
+
+    def _set_state(self, job: EmulatedJob, state: str, code: int = 0, message: str = "") -> None:
+        with self._lock:
+            stamp = now_rfc3339()
+            job.resource["state"] = state
+            job.resource["updateTime"] = stamp
+            if state == "JOB_STATE_RUNNING" and "startTime" not in job.resource:
+                job.resource["startTime"] = stamp
+            if state in TERMINAL:
+                job.resource["endTime"] = stamp
+            if code:
+                job.resource["error"] = {"code": code, "message": message}
+
+    # -- API -----------------------------------------------------------------------------------
+
+    def create(self, project: str, location: str, body: dict[str, Any]) -> EmulatedJob:
+        """``customJobs.create``: validate, store, start the lifecycle."""
+        resource = job_from_wire(body)
+        validate_custom_job(resource)
+        with self._lock:
+            self._next_number += 1
+            number = str(self._next_number)
+            stamp = now_rfc3339()
+            resource.update(
+                name=f"projects/{project}/locations/{location}/customJobs/{number}",
+                state="JOB_STATE_QUEUED",
+                createTime=stamp,
+                updateTime=stamp,
+            )
+            job = EmulatedJob(resource, project, number, script=list(self._default_script))
+            self._jobs[job.name] = job
+        if self.mode == "execute":
+            job.runner = threading.Thread(
+                target=self._run, args=(job,), name=f"vertex-job-{number}", daemon=True
+            )
+            job.runner.start()
+        return job
+
+    def get(self, name: str) -> EmulatedJob:
+        """``customJobs.get`` (advances a scripted job one step)."""
+        job = self._require(name)
+        if self.mode == "scripted":
+            self._advance_script(job)
+        return job
+
+    def list(
+        self, parent: str, filter_text: str, page_size: int, page_token: str
+    ) -> tuple[list[EmulatedJob], str | None]:
+        """``customJobs.list``: newest first, filtered, paged."""
+        clauses = parse_filter(filter_text)
+        if page_size < 0:
+            raise ApiError("INVALID_ARGUMENT", "page_size must not be negative")
+        size = min(page_size or DEFAULT_LIST_PAGE, MAX_LIST_PAGE)
+        offset = decode_token(page_token)
+        with self._lock:
+            selected = [
+                job
+                for job in reversed(self._jobs.values())
+                if job.name.startswith(parent + "/customJobs/")
+                and matches(clauses, functools.partial(_job_field, job), _JOB_TIMESTAMPS)
+            ]
+        page = selected[offset : offset + size]
+        token = encode_token(offset + size) if offset + size < len(selected) else None
+        return page, token
+
+    def cancel(self, name: str) -> None:
+        """``customJobs.cancel``: CANCELLING now, CANCELLED once the replica stopped."""
+        job = self._require(name)
+        with self._lock:
+            if job.state in TERMINAL:
+                raise ApiError(
+                    "FAILED_PRECONDITION",
+                    f"Cannot cancel CustomJob {job.name} in state {job.state}.",
+                )
+            if job.state == "JOB_STATE_CANCELLING":
+                return
+            job.cancel_requested = True
+            self._set_state(job, "JOB_STATE_CANCELLING")
+
+    def delete(self, name: str) -> None:
+        """``customJobs.delete``: only jobs that have ended."""
+        job = self._require(name)
+        with self._lock:
+            if job.state not in TERMINAL:
+                raise ApiError(
+                    "FAILED_PRECONDITION",
+                    f"CustomJob {job.name} is in state {job.state}; cancel it and wait for it "
+                    "to end before deleting it.",
+                )
+            del self._jobs[job.name]
+
+    # -- controls ------------------------------------------------------------------------------
+
+    def preempt(self, job_id: str) -> None:
+        """Reclaim a running Spot job's VM (KeyError: unknown job, ValueError: not possible)."""
+        job = self._find(job_id)
+        with self._lock:
+            if not job.is_spot:
+                raise ValueError(
+                    f"job {job.number} does not run on Spot VMs; it cannot be preempted"
+                )
+            if job.state != "JOB_STATE_RUNNING":
+                raise ValueError(f"job {job.number} is {job.state}, not running")
+            job.outcome = (
+                "JOB_STATE_FAILED",
+                RPC_CODES["UNAVAILABLE"],
+                f"The Spot VM of replica {CHIEF_TASK} was preempted. "
+                "Spot VMs can be reclaimed by Compute Engine at any time.",
+            )
+            if self.mode == "scripted":
+                self._set_state(job, *job.outcome)
+
+    def set_script(
+        self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
+    ) -> None:
+        """Scripted mode: the steps of one job, or of every new job (job_id None)."""
+        parsed = [ScriptStep.parse(step) for step in steps]
+        for step in parsed:
+            _step_state(step)
+        if not parsed:
+            raise ValueError("a script needs at least one step")
+        if job_id is None:
+            self._default_script = parsed
+            return
+        if self.mode != "scripted":
+            raise ValueError("per-job scripts apply in scripted mode only")
+        try:
+            job = self._find(job_id)
+        except KeyError:
+            raise ValueError(f"no such job: {job_id}") from None
+        with self._lock:
+            job.script, job.script_position = parsed, 0
+
+    def reset_scripts(self) -> None:
+        """Back to the default script for new jobs."""
+        self._default_script = list(DEFAULT_SCRIPT)
+
+    def _advance_script(self, job: EmulatedJob) -> None:
+        with self._lock:
+            if job.state in TERMINAL:
+                return
+            if job.cancel_requested:
+                self._set_state(job, "JOB_STATE_CANCELLED")
+                return
+            if self.hooks.faults.stuck_in_queue:
+                return
+            if job.script_position >= len(job.script):
+                return
+            step = job.script[job.script_position]
+            job.script_position += 1
+            state = _step_state(step)
+            if state == "JOB_STATE_RUNNING" and self.hooks.faults.refuse_create == "capacity":
+                self._set_state(job, "JOB_STATE_FAILED", *_capacity_error())
+                return
+            code, message = _step_error(step) if state == "JOB_STATE_FAILED" else (0, "")
+            self._set_state(job, state, code, message)
+
+    # -- execute mode --------------------------------------------------------------------------
+
+    def is_running(self, job_id: str) -> bool:
+        """True while the job's runner thread or process is alive."""
+        job = self._find(job_id)
+        runner_alive = job.runner is not None and job.runner.is_alive()
+        process_alive = job.process is not None and job.process.poll() is None
+        return runner_alive or process_alive
+
+    def _job_workdir(self, job: EmulatedJob) -> Path:
+        with self._lock:
+            if self._workdir is None:
+                self._workdir = Path(tempfile.mkdtemp(prefix="steplift-vertex-"))
+        folder = self._workdir / job.number
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _environment(self, job: EmulatedJob) -> dict[str, str]:
+        spec = job.resource["jobSpec"]
+        pools = spec["workerPoolSpecs"]
+        container = pools[0]["containerSpec"]
+        cluster = {
+            f"workerpool{index}": [
+                f"workerpool{index}-{replica}:2222"
+                for replica in range(int(pool.get("replicaCount", 1)))
+            ]
+            for index, pool in enumerate(pools)
+            if pool
+        }
+        env = {**os.environ, **self.hooks.job_env()}
+        env.update(
+            {
+                item["name"]: self._fuse_path(str(item.get("value", "")))
+                for item in container.get("env", [])
+            }
+        )
+        env.update(
+            {
+                "CLOUD_ML_JOB_ID": job.number,
+                "CLOUD_ML_PROJECT_ID": job.project,
+                "CLUSTER_SPEC": json.dumps(
+                    {
+                        "cluster": cluster,
+                        "environment": "cloud",
+                        "task": {"type": "workerpool0", "index": 0},
+                        "job": json.dumps({"worker_pool_specs": pools}),
+                    }
+                ),
+            }
+        )
+        prefix = spec.get("baseOutputDirectory", {}).get("outputUriPrefix")
+        if prefix:
+            base = str(prefix).rstrip("/")
+            env["AIP_MODEL_DIR"] = f"{base}/model/"
+            env["AIP_CHECKPOINT_DIR"] = f"{base}/checkpoints/"
+            env["AIP_TENSORBOARD_LOG_DIR"] = f"{base}/logs/"
+        return env
+
+    def fuse_root(self) -> Path:
+        """The local folder standing in for Cloud Storage FUSE's ``/gcs`` mount."""
+        with self._lock:
+            if self._workdir is None:
+                self._workdir = Path(tempfile.mkdtemp(prefix="steplift-vertex-"))
+            root = self._workdir / "gcs"
+        root.mkdir(exist_ok=True)
+        return root
+
+    def _fuse_path(self, value: str) -> str:
+        # Vertex mounts buckets at /gcs/<bucket>/; the emulator mounts a local folder there,
+        # shared by every job it runs (not synchronised with the GCS emulator).
+        if value == "/gcs" or value.startswith("/gcs/"):
+            return str(self.fuse_root()) + value[len("/gcs") :]
+        return value
+
+    def _run(self, job: EmulatedJob) -> None:
+        try:
+            self._run_job(job)
+        except Exception as error:  # the emulator must never leave a job hanging
+            self._set_state(job, "JOB_STATE_FAILED", RPC_CODES["INTERNAL"], f"emulator: {error}")
+
+    def _run_job(self, job: EmulatedJob) -> None:
+        while self.hooks.faults.stuck_in_queue and not (
+            job.cancel_requested or self._stopping.is_set()
+        ):
+            self.hooks.wait_for_faults_change(0.1)
+        if job.cancel_requested:
+            self._set_state(job, "JOB_STATE_CANCELLED")
+            return
+        self._set_state(job, "JOB_STATE_PENDING")
+        if self.hooks.faults.refuse_create == "capacity":
+            self._set_state(job, "JOB_STATE_FAILED", *_capacity_error())
+            return
+        container = job.resource["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
+        command = [
+            self._fuse_path(str(word))
+            for word in [*container.get("command", []), *container.get("args", [])]
+        ]
+        if not command:
+            self._set_state(
+                job,
+                "JOB_STATE_FAILED",
+                RPC_CODES["INVALID_ARGUMENT"],
+                "The emulator runs container commands only: containerSpec.command is empty "
+                "(the image's own entrypoint cannot be run locally).",
+            )
+            return
+        timeout = job.resource["jobSpec"].get("scheduling", {}).get("timeout")
+        max_runtime = parse_duration(timeout, "timeout") if timeout else None
+        job.workdir = self._job_workdir(job)
+        process = JobProcess(
+            command,
+            env=self._environment(job),
+            cwd=job.workdir,
+            on_line=lambda line: self.on_line(job.project, job.number, CHIEF_TASK, line),
+            max_runtime=max_runtime,
+            grace=self.grace,
+        )
+        with self._lock:
+            if job.cancel_requested:
+                self._set_state(job, "JOB_STATE_CANCELLED")
+                return
+            job.process = process
+            try:
+                process.start()
+            except OSError as error:
+                self._set_state(
+                    job,
+                    "JOB_STATE_FAILED",
+                    RPC_CODES["INVALID_ARGUMENT"],
+                    f"The replica {CHIEF_TASK} could not start its command: {error}",
+                )
+                return
+            self._set_state(job, "JOB_STATE_RUNNING")
+        while process.wait(0.05) is None:
+            if job.cancel_requested or job.outcome or self._stopping.is_set():
+                process.terminate()
+        self._finish(job, process)
+
+    def _finish(self, job: EmulatedJob, process: JobProcess) -> None:
+        code = process.exit_code
+        if job.outcome is not None:
+            self._set_state(job, *job.outcome)
+        elif job.cancel_requested:
+            self._set_state(job, "JOB_STATE_CANCELLED")
+        elif self._stopping.is_set():
+            self._set_state(
+                job, "JOB_STATE_FAILED", RPC_CODES["UNAVAILABLE"], "The emulator was stopped."
+            )
+        elif process.timed_out:
+            self._set_state(
+                job,
+                "JOB_STATE_FAILED",
+                RPC_CODES["DEADLINE_EXCEEDED"],
+                f"The job ran past its timeout of {process.max_runtime:g}s "
+                "(job_spec.scheduling.timeout) and was stopped.",
+            )
+        elif code == 0:
+            self._set_state(job, "JOB_STATE_SUCCEEDED")
+        else:
+            status = code if code is not None and code >= 0 else 128 - (code or 0)
+            self._set_state(
+                job,
+                "JOB_STATE_FAILED",
+                RPC_CODES["INVALID_ARGUMENT"],
+                f"The replica {CHIEF_TASK} exited with a non-zero status of {status}. "
+                "Termination reason: Error. To find out more about why your job exited please "
+                "check the logs.",
+            )
+
+    def shutdown(self) -> None:
+        """Stop every job process and runner thread; remove job folders."""
+        self._stopping.set()
+        for job in self.all_jobs():
+            if job.process is not None:
+                job.process.terminate(grace=min(self.grace, 1.0))
+        for job in self.all_jobs():
+            if job.runner is not None:
+                job.runner.join(10.0)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+def _capacity_error() -> tuple[int, str]:
+    return (
+        RPC_CODES["RESOURCE_EXHAUSTED"],
+        "Resources are insufficient in region: the requested machines are temporarily "
+        "unavailable. Please try a different region or try again later.",
+    )
+
+
+def _job_field(job: EmulatedJob, path: str) -> Any:
+    resource = job.resource
+    if path.startswith("labels."):
+        return resource.get("labels", {}).get(path[len("labels.") :].strip('"'))
+    aliases = {
+        "display_name": "displayName",
+        "create_time": "createTime",
+        "update_time": "updateTime",
+        "start_time": "startTime",
+        "end_time": "endTime",
+    }
+    if path in aliases:
+        return resource.get(aliases[path])
+    if path == "state":
+        return resource.get("state")
+    return lookup_path(resource, path)

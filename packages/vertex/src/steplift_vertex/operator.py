@@ -1,0 +1,457 @@
+"""The ``vertex`` step operator: each step attempt is one Vertex AI CustomJob.
+
+Talks to Vertex AI through the low-level ``aiplatform_v1.JobServiceClient`` over REST, with
+project, location, endpoint and credentials always explicit (never a metadata-server probe).
+The Google SDK is imported inside the methods that call it.
+
+Vertex assigns job ids itself, so the job carries a label derived from the step attempt and
+``find_job`` lists by that label: a relaunch adopts the job instead of creating a second one,
+and a create that failed in transit is only retried after checking that it did not go through.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import re
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from steplift.errors import ConfigError, StepFailed
+from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
+from steplift.operator import StepOperator, StepOperatorConfig
+from steplift.polling import PollPolicy
+from steplift.states import FailureKind, JobState
+from steplift.store import ArtifactStore, join_uri
+from steplift_vertex.config import (
+    MAX_DISPLAY_NAME,
+    RESERVED_LABEL_PREFIX,
+    VertexStepOperatorConfig,
+    check_labels,
+)
+from steplift_vertex.logs import DEFAULT_LOGGING_ENDPOINT, read_job_logs
+from steplift_vertex.resources import (
+    DEFAULT_CPU_MACHINE,
+    MachineSpec,
+    check_machine,
+    machine_for_gpu,
+)
+from steplift_vertex.status import job_status
+from steplift_vertex.store import GCSArtifactStore
+
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
+    from google.cloud.aiplatform_v1 import CustomJob, JobServiceClient
+
+KEY_LABEL = f"{RESERVED_LABEL_PREFIX}key"
+"""The label that identifies a step attempt's job (a digest: label values are short)."""
+
+_LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+MIN_BOOT_DISK_GB = 100
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Transport retries (google.api_core) of reads and cancels: exponential, bounded."""
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    multiplier: float = 2.0
+    timeout: float = 120.0
+
+
+def attempt_label(info: StepRunInfo) -> str:
+    """The ``steplift-key`` label value of a step attempt (its key and artifact folder)."""
+    return hashlib.sha256(f"{info.attempt_key}\n{info.artifact_uri}".encode()).hexdigest()[:40]
+
+
+def _label_value(text: str) -> str:
+    return _LABEL_UNSAFE.sub("-", text.lower()).strip("-")[:63]
+
+
+def _is_transient(error: BaseException) -> bool:
+    """429, 500, 502, 503, 504 and connection failures: worth asking again."""
+    import requests
+    from google.api_core import exceptions
+
+    if isinstance(error, exceptions.RetryError):
+        # The SDK's retries ran out on a transient error: still transient for the launch.
+        return error.cause is not None and _is_transient(error.cause)
+    return isinstance(
+        error,
+        exceptions.TooManyRequests
+        | exceptions.InternalServerError
+        | exceptions.BadGateway
+        | exceptions.ServiceUnavailable
+        | exceptions.GatewayTimeout
+        | requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout,
+    )
+
+
+def rpc_status(error: BaseException) -> str | None:
+    """The ``error.status`` (google.rpc code name) of a REST error answer, if it has one."""
+    response = getattr(error, "response", None)
+    try:
+        status = response.json()["error"]["status"] if response is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return str(status) if status else None
+
+
+class VertexStepOperator(StepOperator):
+    """Runs each step attempt as a Vertex AI CustomJob; artifacts live in Cloud Storage."""
+
+    default_poll_policy = PollPolicy(initial=2.0, factor=1.5, maximum=30.0)
+    transport_retry: ClassVar[RetrySettings] = RetrySettings()
+    create_attempts: ClassVar[int] = 5
+    """Creates tried (each after checking the previous one did not go through)."""
+    call_timeout: ClassVar[float] = 60.0
+    """Seconds one HTTP call may take."""
+
+    def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        if not isinstance(config, VertexStepOperatorConfig):
+            raise TypeError(f"the vertex flavor needs a VertexStepOperatorConfig, not {config!r}")
+        self._vertex = config
+        self._store = GCSArtifactStore(
+            project=config.project,
+            endpoint=config.storage_endpoint,
+            anonymous=True if config.credentials == "anonymous" else None,
+        )
+        self._lock = threading.Lock()
+        self._client: JobServiceClient | None = None
+        self._session: Any = None
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def flavor(self) -> str:
+        return "vertex"
+
+    @property
+    def vertex_config(self) -> VertexStepOperatorConfig:
+        """The config, typed as this flavor's."""
+        return self._vertex
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        return self._store
+
+    @property
+    def artifact_root(self) -> str:
+        return self._vertex.staging_bucket
+
+    def checkpoint_dir(self, info: StepRunInfo) -> str | None:
+        """The step's checkpoint folder as the job sees it, kept across attempts.
+
+        Vertex AI mounts Cloud Storage in training containers with Cloud Storage FUSE under
+        ``/gcs/<bucket>/``, so files written there persist in the staging bucket.
+        """
+        bucket, _, prefix = self._vertex.staging_bucket[len("gs://") :].partition("/")
+        parts = ("/gcs", bucket, prefix, "checkpoints", info.pipeline, info.run, info.step)
+        return "/".join(part for part in parts if part)
+
+    def is_transient_error(self, error: Exception) -> bool:
+        """429, 5xx and connection errors (also once the SDK's own retries gave up)."""
+        return _is_transient(error)
+
+    # -- SDK plumbing (lazy) -----------------------------------------------------------------
+
+    def _credentials(self) -> Any:
+        if self._vertex.credentials == "anonymous":
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials()  # type: ignore[no-untyped-call]
+        import google.auth
+
+        credentials, _ = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/cloud-platform"],
+            quota_project_id=self._vertex.project,
+        )
+        return credentials
+
+    @property
+    def client(self) -> JobServiceClient:
+        """The aiplatform_v1 JobServiceClient (REST), created on first use."""
+        with self._lock:
+            if self._client is None:
+                from google.cloud.aiplatform_v1 import JobServiceClient
+
+                self._client = JobServiceClient(
+                    transport="rest",
+                    credentials=self._credentials(),
+                    client_options={"api_endpoint": self._vertex.vertex_endpoint},
+                )
+            return self._client
+
+    def _retry(self) -> Retry:
+        from google.api_core.retry import Retry
+
+        settings = self.transport_retry
+        return Retry(
+            predicate=_is_transient,
+            initial=settings.initial,
+            maximum=settings.maximum,
+            multiplier=settings.multiplier,
+            timeout=settings.timeout,
+        )
+
+    def _post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self._session is None:
+                if self._vertex.credentials == "anonymous":
+                    import requests
+
+                    self._session = requests.Session()
+                    self._session.trust_env = False
+                else:
+                    from google.auth.transport.requests import AuthorizedSession
+
+                    self._session = AuthorizedSession(  # type: ignore[no-untyped-call]
+                        self._credentials()
+                    )
+            session = self._session
+        response = session.post(url, json=body, timeout=self.call_timeout)
+        if response.status_code >= 400:
+            from google.api_core import exceptions
+
+            raise exceptions.from_http_response(response)  # type: ignore[no-untyped-call]
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    # -- the job spec ------------------------------------------------------------------------
+
+    def machine_spec(self, info: StepRunInfo) -> MachineSpec:
+        """The machine of a step: the step's GPU request, else the config's machine or GPU."""
+        config = self._vertex
+        resources = info.resources
+        try:
+            if resources.gpu:
+                return machine_for_gpu(
+                    resources.gpu, cpu=resources.cpu, memory_gb=resources.memory_gb
+                )
+        except ValueError as error:
+            raise ConfigError(
+                str(error), field="resources.gpu", value=resources.gpu, has_value=True
+            ) from None
+        if config.gpu:
+            return machine_for_gpu(config.gpu, cpu=resources.cpu, memory_gb=resources.memory_gb)
+        if config.machine_type:
+            return check_machine(
+                config.machine_type, config.accelerator_type, config.accelerator_count
+            )
+        return MachineSpec(DEFAULT_CPU_MACHINE)
+
+    def display_name(self, info: StepRunInfo) -> str:
+        """``<prefix>-<step attempt name>``, at most 128 characters."""
+        prefix = self._vertex.display_name_prefix
+        room = MAX_DISPLAY_NAME - len(prefix) - 1
+        return f"{prefix}-{info.job_name(max_length=room, allowed='A-Za-z0-9_.-')}"
+
+    def job_labels(self, info: StepRunInfo) -> dict[str, str]:
+        """The config's labels, the step's tags and steplift's own labels."""
+        try:
+            tags = check_labels(dict(info.tags))
+        except ValueError as error:
+            raise ConfigError(str(error), field="tags", value=info.tags, has_value=True) from None
+        return {
+            **self._vertex.labels,
+            **tags,
+            KEY_LABEL: attempt_label(info),
+            f"{RESERVED_LABEL_PREFIX}pipeline": _label_value(info.pipeline),
+            f"{RESERVED_LABEL_PREFIX}run": _label_value(info.run),
+            f"{RESERVED_LABEL_PREFIX}step": _label_value(info.step),
+            f"{RESERVED_LABEL_PREFIX}attempt": str(info.attempt),
+        }
+
+    def job_fields(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The CustomJob as GAPIC message fields (validated: ConfigError before any call)."""
+        config = self._vertex
+        machine = self.machine_spec(info)
+        disk_gb = info.resources.disk_gb or config.boot_disk_size_gb
+        if disk_gb is not None and disk_gb < MIN_BOOT_DISK_GB:
+            raise ConfigError(
+                f"Vertex AI boot disks are at least {MIN_BOOT_DISK_GB} GB",
+                field="resources.disk_gb",
+                value=disk_gb,
+                has_value=True,
+            )
+        replicas = info.resources.nodes if info.resources.nodes > 1 else config.replica_count
+        pool: dict[str, Any] = {
+            "machine_spec": machine.as_fields(),
+            "replica_count": 1,
+            "container_spec": {
+                "image_uri": info.image or config.image,
+                "command": list(entrypoint_command),
+                "env": [{"name": key, "value": value} for key, value in environment.items()],
+            },
+        }
+        if disk_gb is not None or config.boot_disk_type != "pd-ssd":
+            pool["disk_spec"] = {"boot_disk_type": config.boot_disk_type}
+            if disk_gb is not None:
+                pool["disk_spec"]["boot_disk_size_gb"] = disk_gb
+        # The first pool is the chief and always has one replica; the others join as workers.
+        pools = [pool]
+        if replicas > 1:
+            pools.append({**copy.deepcopy(pool), "replica_count": replicas - 1})
+        scheduling: dict[str, Any] = {}
+        max_runtime = info.max_runtime or config.max_runtime
+        if max_runtime:
+            scheduling["timeout"] = timedelta(seconds=math.ceil(max_runtime))
+        if info.resources.spot or config.spot:
+            scheduling["strategy"] = "SPOT"
+        if config.restart_job_on_worker_restart:
+            scheduling["restart_job_on_worker_restart"] = True
+        spec: dict[str, Any] = {
+            "worker_pool_specs": pools,
+            "base_output_directory": {
+                "output_uri_prefix": join_uri(
+                    config.staging_bucket, "vertex-output", info.job_name()
+                )
+            },
+        }
+        if scheduling:
+            spec["scheduling"] = scheduling
+        for name in ("service_account", "network", "persistent_resource_id"):
+            value = getattr(config, name)
+            if value:
+                spec[name] = value
+        return {
+            "display_name": self.display_name(info),
+            "labels": self.job_labels(info),
+            "job_spec": spec,
+        }
+
+    def build_job(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> CustomJob:
+        """The CustomJob message ``submit`` creates."""
+        fields = self.job_fields(info, entrypoint_command, environment)
+        from google.cloud.aiplatform_v1 import AcceleratorType, CustomJob, Scheduling
+
+        for pool in fields["job_spec"]["worker_pool_specs"]:
+            machine = pool["machine_spec"]
+            if "accelerator_type" in machine:
+                machine["accelerator_type"] = getattr(AcceleratorType, machine["accelerator_type"])
+        scheduling = fields["job_spec"].get("scheduling", {})
+        if "strategy" in scheduling:
+            scheduling["strategy"] = getattr(Scheduling.Strategy, scheduling["strategy"])
+        return CustomJob(fields)
+
+    def _handle(self, job: CustomJob) -> JobHandle:
+        return JobHandle(
+            flavor="vertex",
+            job_id=job.name,
+            name=job.display_name,
+            extra={
+                "project": self._vertex.project,
+                "location": self._vertex.location,
+                "job_number": job.name.rsplit("/", 1)[-1],
+            },
+        )
+
+    # -- primitives --------------------------------------------------------------------------
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        job = self.build_job(info, entrypoint_command, environment)
+        from google.api_core import exceptions
+
+        delays = PollPolicy(initial=1.0, factor=2.0, maximum=30.0).delays()
+        last_error: Exception | None = None
+        for attempt in range(self.create_attempts):
+            if attempt:
+                # The create may have gone through before the answer was lost.
+                existing = self.find_job(info)
+                if existing is not None:
+                    return existing
+                self.sleep(next(delays))
+            try:
+                created = self.client.create_custom_job(
+                    parent=self._vertex.parent, custom_job=job, timeout=self.call_timeout
+                )
+            except exceptions.GoogleAPICallError as error:
+                if not _is_transient(error):
+                    raise ConfigError(
+                        f"Vertex AI refused the job: {error.message}", field=None
+                    ) from None
+                last_error = error
+                continue
+            except Exception as error:
+                if not _is_transient(error):
+                    raise
+                last_error = error
+                continue
+            return self._handle(created)
+        existing = self.find_job(info)
+        if existing is not None:
+            return existing
+        quota = isinstance(last_error, exceptions.TooManyRequests)
+        raise StepFailed(
+            f"Vertex AI did not create the job after {self.create_attempts} tries: {last_error}",
+            failure_kind=FailureKind.QUOTA if quota else FailureKind.INFRASTRUCTURE,
+            provider_state="NOT_CREATED",
+        )
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        from google.api_core import exceptions
+
+        try:
+            job = self.client.get_custom_job(
+                name=handle.job_id, retry=self._retry(), timeout=self.call_timeout
+            )
+        except exceptions.NotFound:
+            return JobStatus(
+                state=JobState.FAILED,
+                provider_state="NOT_FOUND",
+                message=f"Vertex AI has no job {handle.job_id}",
+                failure_kind=FailureKind.INFRASTRUCTURE,
+            )
+        error = job.error
+        return job_status(int(job.state), int(error.code), str(error.message))
+
+    def cancel(self, handle: JobHandle) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self.client.cancel_custom_job(
+                name=handle.job_id, retry=self._retry(), timeout=self.call_timeout
+            )
+        except exceptions.NotFound:
+            return  # gone: nothing left to stop
+        except exceptions.BadRequest as error:
+            # FAILED_PRECONDITION (HTTP 400 over REST): the job has already ended.
+            if rpc_status(error) != "FAILED_PRECONDITION":
+                raise
+
+    def find_job(self, info: StepRunInfo) -> JobHandle | None:
+        from google.cloud.aiplatform_v1 import ListCustomJobsRequest
+
+        request = ListCustomJobsRequest(
+            parent=self._vertex.parent,
+            filter=f'labels.{KEY_LABEL}="{attempt_label(info)}"',
+            page_size=100,
+        )
+        jobs = list(
+            self.client.list_custom_jobs(
+                request=request, retry=self._retry(), timeout=self.call_timeout
+            )
+        )
+        if not jobs:
+            return None
+        # Two launchers racing may both have created one: everybody adopts the first.
+        first = min(jobs, key=lambda job: (job.create_time, job.name))
+        return self._handle(first)
+
+    def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+        number = handle.extra.get("job_number") or handle.job_id.rsplit("/", 1)[-1]
+        project = handle.extra.get("project", self._vertex.project)
+        endpoint = self._vertex.logging_endpoint or DEFAULT_LOGGING_ENDPOINT
+        return read_job_logs(self._post_json, endpoint, project, number, cursor)

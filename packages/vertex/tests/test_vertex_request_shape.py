@@ -1,0 +1,146 @@
+"""What the operator really sends to Vertex AI, read back from the emulator's request log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from vertex_support import make_operator
+
+from steplift.errors import ConfigError
+from steplift.models import Resources, StepRunInfo
+from steplift_vertex.emulator import VertexEmulator
+from steplift_vertex.operator import KEY_LABEL, attempt_label
+
+COMMAND = ["python", "-m", "steplift.entrypoint", "--execution-info-uri", "gs://x/y.json"]
+
+
+def info(**fields: Any) -> StepRunInfo:
+    values: dict[str, Any] = {
+        "pipeline": "demo",
+        "run": "Run.1",
+        "step": "train",
+        "artifact_uri": "gs://steplift-staging/steplift/demo/Run.1/train/1",
+    }
+    values.update(fields)
+    return StepRunInfo(**values)
+
+
+def created_body(emulator: VertexEmulator) -> dict[str, Any]:
+    creates = emulator.requests.filter("CreateCustomJob")
+    assert len(creates) == 1
+    assert creates[0].params["query"]["$alt"] == "json;enum-encoding=int"
+    body: dict[str, Any] = creates[0].params["body"]
+    return body
+
+
+def test_gpu_machine_spec_timeout_spot_labels_and_env(scripted: VertexEmulator) -> None:
+    operator = make_operator(
+        scripted,
+        gpu="A100:8",
+        spot=True,
+        max_runtime=3600.5,
+        labels={"team": "ml"},
+        boot_disk_size_gb=200,
+        restart_job_on_worker_restart=True,
+    )
+    step = info(environment={"EPOCHS": "3"}, tags={"cost-center": "r-d"})
+    handle = operator.submit(step, COMMAND, operator.job_environment(step))
+    body = created_body(scripted)
+    pool = body["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["machineSpec"] == {
+        "machineType": "a2-highgpu-8g",
+        "acceleratorType": 8,  # NVIDIA_TESLA_A100, as a number on the wire
+        "acceleratorCount": 8,
+    }
+    assert pool["replicaCount"] == "1"  # int64: a string
+    assert pool["diskSpec"] == {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 200}
+    assert pool["containerSpec"]["command"] == COMMAND
+    assert pool["containerSpec"]["imageUri"] == "local/steplift:emulated"
+    assert {"name": "EPOCHS", "value": "3"} in pool["containerSpec"]["env"]
+    assert body["jobSpec"]["scheduling"] == {
+        "timeout": "3601s",
+        "strategy": 4,  # SPOT
+        "restartJobOnWorkerRestart": True,
+    }
+    labels = body["labels"]
+    assert labels["team"] == "ml" and labels["cost-center"] == "r-d"
+    assert labels[KEY_LABEL] == attempt_label(step)
+    assert labels["steplift-run"] == "run-1" and labels["steplift-attempt"] == "1"
+    assert body["displayName"].startswith("steplift-demo-Run.1-train-1-")
+    assert body["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"].startswith(
+        "gs://steplift-staging/steplift/vertex-output/"
+    )
+    assert handle.job_id.startswith("projects/steplift-emulator/locations/us-central1/customJobs/")
+    assert handle.name == body["displayName"]
+
+
+@pytest.mark.parametrize(
+    ("gpu", "machine", "enum"),
+    [("T4:1", "n1-standard-4", 5), ("L4:1", "g2-standard-4", 11), ("H100:8", "a3-highgpu-8g", 13)],
+)
+def test_a_step_gpu_request_overrides_the_config(
+    scripted: VertexEmulator, gpu: str, machine: str, enum: int
+) -> None:
+    operator = make_operator(scripted, machine_type="n1-standard-8")
+    step = info(resources=Resources(gpu=gpu))
+    operator.submit(step, COMMAND, {})
+    spec = created_body(scripted)["jobSpec"]["workerPoolSpecs"][0]["machineSpec"]
+    assert (spec["machineType"], spec["acceleratorType"]) == (machine, enum)
+
+
+def test_defaults_are_omitted_and_cpu_jobs_have_no_accelerator(scripted: VertexEmulator) -> None:
+    operator = make_operator(scripted)
+    operator.submit(info(), COMMAND, {})
+    spec = created_body(scripted)["jobSpec"]
+    assert spec["workerPoolSpecs"][0]["machineSpec"] == {"machineType": "n1-standard-4"}
+    assert "scheduling" not in spec and "diskSpec" not in spec["workerPoolSpecs"][0]
+    assert "serviceAccount" not in spec and "network" not in spec
+
+
+def test_nodes_become_a_chief_and_a_worker_pool_with_the_account_and_network(
+    scripted: VertexEmulator,
+) -> None:
+    operator = make_operator(
+        scripted,
+        gpu="V100:2",
+        service_account="trainer@my-project.iam.gserviceaccount.com",
+        network="projects/123456/global/networks/vpc",
+        persistent_resource_id="pool-1",
+    )
+    operator.submit(info(resources=Resources(nodes=3)), COMMAND, {})
+    spec = created_body(scripted)["jobSpec"]
+    assert [pool["replicaCount"] for pool in spec["workerPoolSpecs"]] == ["1", "2"]
+    assert spec["workerPoolSpecs"][1]["machineSpec"]["acceleratorType"] == 3
+    assert spec["serviceAccount"] == "trainer@my-project.iam.gserviceaccount.com"
+    assert spec["network"] == "projects/123456/global/networks/vpc"
+    assert spec["persistentResourceId"] == "pool-1"
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        (info(resources=Resources(gpu="A100:3")), "resources.gpu"),
+        (info(resources=Resources(disk_gb=10)), "resources.disk_gb"),
+        (info(tags={"Bad Tag": "x"}), "tags"),
+    ],
+)
+def test_a_bad_step_request_is_refused_before_any_call(
+    scripted: VertexEmulator, step: StepRunInfo, field: str
+) -> None:
+    operator = make_operator(scripted)
+    with pytest.raises(ConfigError) as caught:
+        operator.submit(step, COMMAND, {})
+    assert caught.value.field == field
+    assert scripted.requests.list() == []
+
+
+def test_find_job_lists_by_the_attempt_label(scripted: VertexEmulator) -> None:
+    operator = make_operator(scripted)
+    step = info()
+    assert operator.find_job(step) is None
+    handle = operator.submit(step, COMMAND, {})
+    assert operator.find_job(step) == handle
+    assert operator.find_job(info(attempt=2)) is None
+    lists = scripted.requests.filter("ListCustomJobs")
+    assert lists[0].params["query"]["filter"] == f'labels.{KEY_LABEL}="{attempt_label(step)}"'

@@ -1,0 +1,70 @@
+"""Helpers of the Vertex tests (a unique module name: test folders are not packages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steplift.polling import PollPolicy
+from steplift.registry import get_flavor
+from steplift_vertex.emulator import VertexEmulator
+from steplift_vertex.operator import RetrySettings, VertexStepOperator
+
+FAST_POLL = PollPolicy(initial=0.5, factor=1.2, maximum=2.0)
+FAST_RETRY = RetrySettings(initial=0.01, maximum=0.05, multiplier=2.0, timeout=5.0)
+
+
+def make_operator(
+    emulator: VertexEmulator, *, clock: Any = None, **fields: Any
+) -> VertexStepOperator:
+    """A vertex operator pointed at ``emulator`` (virtual time when ``clock`` is given)."""
+    flavor = get_flavor("vertex")
+    config = flavor.validate_config({**emulator.operator_config(), **fields})
+    timing: dict[str, Any] = {"poll_policy": FAST_POLL}
+    if clock is not None:
+        timing.update(clock=clock.now, sleep=clock.sleep)
+    operator = flavor.create(config, name="vertex", **timing)
+    assert isinstance(operator, VertexStepOperator)
+    # Transport retries sleep for real inside google.api_core: keep them short in tests.
+    operator.transport_retry = FAST_RETRY
+    return operator
+
+
+def job_client(emulator: VertexEmulator, version: str = "v1") -> Any:
+    """The unmodified aiplatform JobServiceClient (REST) pointed at the emulator."""
+    from google.auth.credentials import AnonymousCredentials
+
+    if version == "v1beta1":
+        from google.cloud.aiplatform_v1beta1 import JobServiceClient
+    else:
+        from google.cloud.aiplatform_v1 import JobServiceClient  # type: ignore[assignment]
+    return JobServiceClient(
+        transport="rest",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": emulator.endpoint_url},
+    )
+
+
+PARENT = "projects/steplift-emulator/locations/us-central1"
+
+
+def job_body(
+    command: list[str] | None = None, *, labels: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A minimal CustomJob (GAPIC field names) running ``command``."""
+    return {
+        "display_name": "emulator-test",
+        "labels": labels or {},
+        "job_spec": {
+            "worker_pool_specs": [
+                {
+                    "machine_spec": {"machine_type": "n1-standard-4"},
+                    "replica_count": 1,
+                    "container_spec": {
+                        "image_uri": "local/test",
+                        "command": command or ["python", "-c", "print('hi')"],
+                    },
+                }
+            ],
+            **spec,
+        },
+    }
