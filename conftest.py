@@ -7,6 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests run on a busy 2-core machine next to emulators and subprocesses: timing is
+# not what they test, so no per-example deadline and no slow-generation health check.
+settings.register_profile("steplift", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("steplift")
 
 
 @pytest.fixture(autouse=True)

@@ -40,7 +40,8 @@ def test_importing_and_validating_imports_no_azure_sdk() -> None:
         f"config = get_flavor('azureml').validate_config({VALID!r})\n"
         "assert config.gpu == 'A100:1'\n"
     )
-    assert modules_loaded_by(code) == []
+    env = {k: v for k, v in os.environ.items() if k != "AZUREML_CURRENT_CLOUD"}
+    assert modules_loaded_by(code, env=env) == []
 
 
 def test_the_operator_imports_no_boto3_or_google() -> None:
@@ -49,7 +50,9 @@ def test_the_operator_imports_no_boto3_or_google() -> None:
         "import steplift_azureml.emulator.service\n"
         "import azure.ai.ml, azure.storage.blob, azure.identity\n"
     )
-    assert modules_loaded_by(code, roots=("boto3", "botocore", "google")) == []
+    # A fresh interpreter, without the cloud an MLClient of this process registered.
+    env = {k: v for k, v in os.environ.items() if k != "AZUREML_CURRENT_CLOUD"}
+    assert modules_loaded_by(code, roots=("boto3", "botocore", "google"), env=env) == []
 
 
 def test_flavor_and_store_are_registered_entry_points() -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO
 
@@ -79,7 +79,11 @@ def signal_and_wait(
 CLOUD_SDK_ROOTS = ("boto3", "botocore", "google", "azure", "moto")
 
 
-def modules_loaded_by(code: str, roots: tuple[str, ...] = CLOUD_SDK_ROOTS) -> list[str]:
+def modules_loaded_by(
+    code: str,
+    roots: tuple[str, ...] = CLOUD_SDK_ROOTS,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
     """Modules under ``roots`` that running ``code`` in a fresh interpreter loads.
 
     Only modules loaded from a file count: google-cloud wheels install a .pth file that makes
@@ -92,7 +96,13 @@ def modules_loaded_by(code: str, roots: tuple[str, ...] = CLOUD_SDK_ROOTS) -> li
         " if n.split('.')[0] in _roots and getattr(m, '__file__', None))))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=None if env is None else dict(env),
     )
+    if out.returncode:
+        raise AssertionError(f"the probe failed:\n{out.stderr}")
     loaded: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
     return loaded
