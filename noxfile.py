@@ -90,14 +90,14 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/train.py", *session.posargs)
     for package in PACKAGES:
         if _package_extras(package):
-            session.run("python", "examples/on_emulator.py", package.name)
+            session.run("python", "examples/on_emulator.py", package.name, env=_azurite(session))
 
 
 @nox.session
 def chaos(session: nox.Session) -> None:
     """Steps under throttling, 5xx, launcher kills, interrupts and preemptions, per flavor."""
     _install_workspace(session)
-    flavors = ["local", *(p.name for p in PACKAGES if p.name in ("sagemaker",))]
+    flavors = ["local", *(p.name for p in PACKAGES if p.name in ("sagemaker",))]  # see chaos.py
     steps = session.posargs[0] if session.posargs else "200"
     session.run("python", "benchmarks/chaos.py", "--steps", steps, "--flavors", ",".join(flavors))
 

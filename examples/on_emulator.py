@@ -1,14 +1,16 @@
 """The example training step on a cloud emulator, through a real config file and the real SDK.
 
-    python examples/on_emulator.py sagemaker
+    python examples/on_emulator.py {sagemaker,vertex,azureml}
 
-The emulator (installed with the provider's `emulator` extra) serves the cloud's API on
+The emulator (installed with the provider's `emulator` extra; Azure ML's also needs Azurite,
+see the README) serves the cloud's API on
 127.0.0.1 and runs the job as a local process; steplift talks to it with the provider's own
 SDK, exactly as it would to the cloud.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -40,7 +42,38 @@ endpoint_url = "{emulator.endpoint_url}"
 """
 
 
-EMULATORS: dict[str, Callable[[], AbstractContextManager[str]]] = {"sagemaker": sagemaker}
+def toml_table(fields: dict[str, object]) -> str:
+    """An operator's fields as TOML lines (strings only, as the emulators hand them out)."""
+    return "".join(f"{key} = {json.dumps(str(value))}\n" for key, value in fields.items())
+
+
+@contextmanager
+def vertex() -> Iterator[str]:
+    """Start the Vertex AI emulator (with its GCS emulator); yield the operator's table."""
+    from steplift_vertex.emulator.server import VertexEmulator
+
+    with VertexEmulator(mode="execute") as emulator:
+        os.environ.update(emulator.client_env())
+        yield 'flavor = "vertex"\n' + toml_table({**emulator.operator_config(), "gpu": "T4:1"})
+
+
+@contextmanager
+def azureml() -> Iterator[str]:
+    """Start the Azure ML emulator (with Azurite for blobs); yield the operator's table."""
+    from steplift_azureml.emulator import describe_operator_config
+    from steplift_azureml.emulator.service import AzureMLEmulator
+
+    with AzureMLEmulator("execute", azurite=True) as emulator:
+        os.environ.update(emulator.client_env())
+        fields = describe_operator_config(emulator, "azureblob://devstoreaccount1/steplift/demo")
+        yield toml_table(fields)
+
+
+EMULATORS: dict[str, Callable[[], AbstractContextManager[str]]] = {
+    "sagemaker": sagemaker,
+    "vertex": vertex,
+    "azureml": azureml,
+}
 
 
 def main(cloud: str) -> None:
