@@ -95,11 +95,22 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def chaos(session: nox.Session) -> None:
-    """Steps under throttling, 5xx, launcher kills, interrupts and preemptions, per flavor."""
+    """Steps under throttling, 5xx, launcher kills, interrupts and preemptions, per flavor.
+
+    ``nox -s chaos -- 50`` runs 50 steps per flavor (default 200).
+    """
     _install_workspace(session)
-    flavors = ["local", *(p.name for p in PACKAGES if p.name in ("sagemaker",))]  # see chaos.py
+    flavors = ["local", *(p.name for p in PACKAGES if _package_extras(p))]
     steps = session.posargs[0] if session.posargs else "200"
-    session.run("python", "benchmarks/chaos.py", "--steps", steps, "--flavors", ",".join(flavors))
+    session.run(
+        "python",
+        "benchmarks/chaos.py",
+        "--steps",
+        steps,
+        "--flavors",
+        ",".join(flavors),
+        env=_azurite(session),
+    )
 
 
 @nox.session

@@ -1,14 +1,15 @@
 """Chaos run: many steps through each flavor while everything goes wrong.
 
-    python benchmarks/chaos.py --steps 200 [--flavors local,sagemaker] [--seed 1]
+    python benchmarks/chaos.py --steps 200 [--flavors local,sagemaker,vertex,azureml] [--seed 1]
 
 For each flavor (against its executing emulator for the clouds): every step is launched by its
 own launcher process, running `steplift.testing.steps.add_and_log(i, i)` with retries; the
 emulator throttles 30 % and fails 5 % of control-plane calls; launchers are SIGKILLed at random
 and relaunched (the relaunch must adopt the job and recover its result), or interrupted with
-SIGINT (the job must end cancelled); running spot jobs are preempted at random. The table at
-the end must show every step accounted for, results recovered after every kill, one job per
-step attempt, and no job left running.
+SIGINT (the job must end cancelled); running spot jobs are preempted at random (a step that is
+preempted more often than its retries allow "gives up" with a StepFailed of kind preempted).
+The table at the end must show every step accounted for, no unexpected failure, results
+recovered after every kill, at most one job per step attempt, and no job left running.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RUN = "chaos"
+RETRIES = 2
+TRANSIENT_KINDS = ("preempted", "capacity", "infrastructure")
 
 
 @dataclass
@@ -38,16 +41,16 @@ class Outcome:
     """What happened to one step."""
 
     step: str
-    result: str  # succeeded | interrupted | failed
+    result: str  # succeeded | interrupted | gave up | failed
     kills: int = 0
     recovered: bool | None = None  # after a kill: did a relaunch return the right value?
+    detail: str = ""
 
 
 @dataclass
 class Report:
     flavor: str
     outcomes: list[Outcome] = field(default_factory=list)
-    create_calls: int = 0
     jobs: int = 0
     attempts: int = 0
     left_running: int = 0
@@ -63,7 +66,7 @@ def launch_one(step: str, value: int) -> int:
     import steplift
     from steplift.testing import steps
 
-    function = steplift.step(name=step, retries=2)(steps.add_and_log)
+    function = steplift.step(name=step, retries=RETRIES)(steps.add_and_log)
     try:
         with steplift.run(RUN):
             result = function(value, value)
@@ -80,89 +83,71 @@ def launch_one(step: str, value: int) -> int:
 
 
 @contextmanager
-def local_backend(root: Path) -> Iterator[tuple[str, dict[str, str], Callable[[], int]]]:
+def local_backend(root: Path, report: Report) -> Iterator[tuple[str, Callable[[], int]]]:
     """The local flavor: no emulator; jobs are supervised processes under ``root``."""
-    table = f'flavor = "local"\nroot = "{root / "local"}"\n'
+    from steplift.flavors.local import LocalFlavor, LocalStepOperator
+    from steplift.models import JobHandle
+
+    flavor = LocalFlavor()
+    operator = flavor.create(flavor.validate_config({"root": str(root / "local")}))
+    assert isinstance(operator, LocalStepOperator)
+
+    def handles() -> list[JobHandle]:
+        jobs = operator.jobs_dir
+        names = (
+            [p.name for p in jobs.iterdir() if not p.name.startswith(".")] if jobs.is_dir() else []
+        )
+        return [JobHandle(flavor="local", job_id=name, name=name) for name in names]
 
     def running() -> int:
-        from steplift.flavors.local import LocalFlavor, LocalStepOperator
-        from steplift.models import JobHandle
+        return sum(1 for handle in handles() if operator.running_processes(handle))
 
-        operator = LocalFlavor().create(
-            LocalFlavor().validate_config({"root": str(root / "local")})
-        )
-        assert isinstance(operator, LocalStepOperator)
-        jobs = operator.jobs_dir.iterdir() if operator.jobs_dir.is_dir() else iter(())
-        handles = [JobHandle(flavor="local", job_id=p.name, name=p.name) for p in jobs]
-        return sum(1 for handle in handles if operator.running_processes(handle))
-
-    yield table, {}, running
+    yield f'flavor = "local"\nroot = "{root / "local"}"\n', running
+    report.jobs = len(handles())
 
 
 @contextmanager
-def sagemaker_backend(
-    root: Path, rng: random.Random, stop: threading.Event, report: Report
-) -> Iterator[tuple[str, dict[str, str], Callable[[], int]]]:
-    """The executing SageMaker emulator with throttling, 5xx and spot preemptions."""
-    import boto3
+def cloud_backend(
+    flavor: str, rng: random.Random, stop: threading.Event, report: Report
+) -> Iterator[tuple[str, Callable[[], int]]]:
+    """A cloud's executing emulator with throttling, 5xx and spot preemptions."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from on_emulator import EMULATORS
 
     from steplift.testing.emulation import Faults
-    from steplift_sagemaker.emulator import SageMakerEmulator
 
-    with SageMakerEmulator(mode="execute") as emulator:
-        env = emulator.client_env()
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name=emulator.region,
-        )
-        session.client("s3", endpoint_url=emulator.endpoint_url).create_bucket(Bucket="chaos")
-        sagemaker = session.client("sagemaker", endpoint_url=emulator.endpoint_url)
-        table = (
-            'flavor = "sagemaker"\nregion = "us-east-1"\n'
-            'role_arn = "arn:aws:iam::123456789012:role/chaos"\nimage = "chaos:latest"\n'
-            f'bucket = "s3://chaos/runs"\nspot = true\nendpoint_url = "{emulator.endpoint_url}"\n'
-        )
+    with EMULATORS[flavor]() as emulated:
+        emulator = emulated.emulator
 
-        def in_progress() -> list[str]:
-            names: list[str] = []
-            for status in ("InProgress", "Stopping"):
-                pages = sagemaker.get_paginator("list_training_jobs").paginate(StatusEquals=status)
-                names += [
-                    j["TrainingJobName"] for page in pages for j in page["TrainingJobSummaries"]
-                ]
-            return names
+        def running_jobs() -> list[str]:
+            return [job for job in emulator.job_ids() if emulator.is_running(job)]
 
         def preempt_now_and_then() -> None:
-            from botocore.exceptions import ClientError
-
             while not stop.wait(0.5):
-                try:
-                    running = in_progress()
-                    if running and rng.random() < 0.5:
+                running = running_jobs()
+                if running and rng.random() < 0.5:
+                    try:
                         emulator.preempt(rng.choice(running))
                         report.preemptions += 1
-                except (KeyError, ValueError, ClientError):
-                    continue  # it ended meanwhile, or our own call was throttled
+                    except (KeyError, ValueError):
+                        continue  # it ended meanwhile
 
         def calm_then_count() -> int:
             # The steps are done: stop the chaos, then count what still runs.
             stop.set()
             emulator.set_faults(Faults())
-            return len(in_progress())
+            return len(running_jobs())
 
         emulator.set_faults(Faults(throttle_rate=0.3, error_rate=0.05, seed=rng.randrange(10**6)))
         preempter = threading.Thread(target=preempt_now_and_then, daemon=True)
         preempter.start()
         try:
-            yield table, env, calm_then_count
+            yield emulated.table + "spot = true\n", calm_then_count
         finally:
             stop.set()
             preempter.join(5)
             emulator.set_faults(Faults())
-            report.create_calls = len(emulator.requests.filter("CreateTrainingJob"))
-            pages = sagemaker.get_paginator("list_training_jobs").paginate()
-            report.jobs = sum(len(page["TrainingJobSummaries"]) for page in pages)
+            report.jobs = len(emulator.job_ids())
 
 
 def drive_step(index: int, env: dict[str, str], rng: random.Random) -> Outcome:
@@ -177,13 +162,13 @@ def drive_step(index: int, env: dict[str, str], rng: random.Random) -> Outcome:
             else (rng.choices(["none", "kill"], [0.8, 0.2])[0])
         )
         process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         if action != "none":
             time.sleep(rng.uniform(0.2, 1.5))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL if action == "kill" else signal.SIGINT)
-        out, _ = process.communicate(timeout=300)
+        out, err = process.communicate(timeout=300)
         code = process.returncode
         if code == -signal.SIGKILL:
             outcome.kills += 1
@@ -195,6 +180,12 @@ def drive_step(index: int, env: dict[str, str], rng: random.Random) -> Outcome:
                 outcome.recovered = value == 2 * index
             return outcome
         outcome.result = "interrupted" if code in (130, -signal.SIGINT) else "failed"
+        if code == 1 and any(f"({kind})" in out for kind in TRANSIENT_KINDS):
+            outcome.result = "gave up"  # a transient failure outlasted the step's retries
+        last_error = " | ".join(err.strip().splitlines()[-12:]) if err.strip() else f"exit {code}"
+        outcome.detail = (
+            out.split("FAILED ", 1)[1].strip()[:300] if "FAILED " in out else last_error
+        )
         if outcome.kills:
             outcome.recovered = False
         return outcome
@@ -213,48 +204,49 @@ def run_flavor(flavor: str, steps: int, seed: int, workers: int) -> Report:
     rng = random.Random(seed)
     report = Report(flavor)
     stop = threading.Event()
+    saved = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix=f"chaos-{flavor}-") as folder:
         root = Path(folder)
         backend = (
-            local_backend(root) if flavor == "local" else sagemaker_backend(root, rng, stop, report)
+            local_backend(root, report)
+            if flavor == "local"
+            else cloud_backend(flavor, rng, stop, report)
         )
         started = time.monotonic()
-        with backend as (table, backend_env, count_running):
-            config = root / "steplift.toml"
-            config.write_text(f'default_operator = "chaos"\n[operators.chaos]\n{table}')
-            env = {
-                **os.environ,
-                **backend_env,
-                "STEPLIFT_CONFIG": str(config),
-                "STEPLIFT_HOME": str(root / "home"),
-            }
-            seeds = [rng.randrange(10**9) for _ in range(steps)]
-            with ThreadPoolExecutor(workers) as pool:
-                futures = [
-                    pool.submit(drive_step, i, env, random.Random(seeds[i])) for i in range(steps)
-                ]
-                report.outcomes = [future.result() for future in futures]
-            report.left_running = settle(count_running)
-            from steplift.runs import RunIndex
+        try:
+            with backend as (table, count_running):
+                config = root / "steplift.toml"
+                config.write_text(f'default_operator = "chaos"\n[operators.chaos]\n{table}')
+                env = {
+                    **os.environ,
+                    "STEPLIFT_CONFIG": str(config),
+                    "STEPLIFT_HOME": str(root / "home"),
+                }
+                seeds = [rng.randrange(10**9) for _ in range(steps)]
+                with ThreadPoolExecutor(workers) as pool:
+                    futures = [
+                        pool.submit(drive_step, i, env, random.Random(seeds[i]))
+                        for i in range(steps)
+                    ]
+                    report.outcomes = [future.result() for future in futures]
+                report.left_running = settle(count_running)
+                from steplift.runs import RunIndex
 
-            index_root = root / "home" / "runs"
-            report.attempts = len(RunIndex(index_root).steps(RUN)) if index_root.is_dir() else 0
-            if flavor == "local":
-                jobs = root / "local" / "jobs"
-                report.jobs = (
-                    sum(1 for p in jobs.iterdir() if not p.name.startswith("."))
-                    if jobs.is_dir()
-                    else 0
-                )
+                index_root = root / "home" / "runs"
+                report.attempts = len(RunIndex(index_root).steps(RUN)) if index_root.is_dir() else 0
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)  # the emulators put their client environment there
         report.wall = time.monotonic() - started
     return report
 
 
 def print_table(reports: list[Report]) -> bool:
     header = (
-        f"{'flavor':<10} {'steps':>5} {'ok':>5} {'intr':>5} {'fail':>5} {'kills':>5} "
+        f"{'flavor':<10} {'steps':>5} {'ok':>5} {'intr':>5} {'gave up':>7} {'fail':>5} "
+        f"{'kills':>5} "
         f"{'recovered':>9} {'lost':>5} {'attempts':>8} {'jobs':>5} {'jobs/att':>8} "
-        f"{'creates':>7} {'preempt':>7} {'running':>7} {'wall s':>7}"
+        f"{'preempt':>7} {'running':>7} {'wall s':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -270,14 +262,19 @@ def print_table(reports: list[Report]) -> bool:
         kills = sum(outcome.kills for outcome in report.outcomes)
         print(
             f"{report.flavor:<10} {len(report.outcomes):>5} {results['succeeded']:>5} "
-            f"{results['interrupted']:>5} {results['failed']:>5} {kills:>5} "
+            f"{results['interrupted']:>5} {results['gave up']:>7} {results['failed']:>5} "
+            f"{kills:>5} "
             f"{recovered:>4}/{len(killed):<4} {lost:>5} {report.attempts:>8} {report.jobs:>5} "
-            f"{per_attempt:>8.2f} {report.create_calls or '-':>7} {report.preemptions:>7} "
+            f"{per_attempt:>8.2f} {report.preemptions:>7} "
             f"{report.left_running:>7} {report.wall:>7.1f}"
         )
         healthy &= results["failed"] == 0 and lost == 0 and report.left_running == 0
         # At most one job per step attempt (an attempt interrupted before its create has none).
         healthy &= report.jobs <= report.attempts
+    for report in reports:
+        for outcome in report.outcomes:
+            if outcome.result == "failed":
+                print(f"  {report.flavor} {outcome.step} failed: {outcome.detail}")
     print(
         "\nchaos: "
         + (
@@ -296,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     launch.add_argument("step")
     launch.add_argument("value", type=int)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--flavors", default="local,sagemaker")
+    parser.add_argument("--flavors", default="local,sagemaker,vertex,azureml")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args(argv)

@@ -41,7 +41,7 @@ class EmulatorBackend:
         return FailureKind.PREEMPTED
 
     def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
-        return self.emulator.job_alive(handle.job_id)
+        return self.emulator.is_running(handle.job_id)
 
 
 @pytest.fixture(scope="module")

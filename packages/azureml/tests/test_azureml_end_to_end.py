@@ -145,7 +145,7 @@ def test_ctrl_c_leaves_the_emulated_job_canceled(
     assert observer.handle is not None
     job = execute_emulator.jobs[observer.handle.job_id]
     assert wait_for(lambda: job.status == "Canceled")
-    assert wait_for(lambda: not execute_emulator.job_alive(job.name))
+    assert wait_for(lambda: not execute_emulator.is_running(job.name))
     assert execute_emulator.requests.filter("CancelJob")
 
 
@@ -239,7 +239,7 @@ def test_the_emulator_enforces_limits_timeout(
     assert wait_for(lambda: operator.get_status(handle).state.is_terminal)
     status = operator.get_status(handle)
     assert (status.state, status.failure_kind) == (JobState.FAILED, FailureKind.TIMEOUT)
-    assert not execute_emulator.job_alive(handle.job_id)
+    assert not execute_emulator.is_running(handle.job_id)
 
 
 def test_capacity_refusal_fails_the_job_with_capacity(
@@ -281,11 +281,11 @@ def test_stopping_the_emulator_leaves_nothing_running() -> None:
                 artifact_uri="azureblob://devstoreaccount1/steplift-tests/s",
             )
             handle = operator.submit(info, ["python", "-c", "import time; time.sleep(600)"], {})
-            assert wait_for(lambda: emulator.job_alive(handle.job_id))
+            assert wait_for(lambda: emulator.is_running(handle.job_id))
             pid = emulator.jobs[handle.job_id].processes[0].pid
         finally:
             patch.undo()
-    assert not emulator.job_alive(handle.job_id)
+    assert not emulator.is_running(handle.job_id)
     assert pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -366,3 +366,23 @@ def test_a_failing_signal_is_ignored(clock: ConformanceClock) -> None:
     operator = TimedOperator(1000.0 + 30.0, clock=clock.now, sleep=clock.sleep)
     operator.launch(INFO, ["cmd"], done_signal=broken)
     assert operator.calls.count("get_status") < 20
+
+
+def test_ctrl_c_during_warm_up_waits_for_it_to_finish(clock: ConformanceClock) -> None:
+    import os
+    import signal
+
+    class SlowImport(ScriptedOperator):
+        warmed = False
+
+        def warm_up(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands in the middle of the "import"
+            self.warmed = True
+
+    operator = SlowImport([RUNNING], clock=clock.now, sleep=clock.sleep)
+    with pytest.raises(StepCancelled) as caught:
+        operator.launch(INFO, ["cmd"])
+    assert operator.warmed
+    assert "before a job was submitted" in str(caught.value)
+    assert operator.calls == ["find_job"]  # the interrupt path still checked for a job
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -250,6 +250,12 @@ class FakeEmulator(EmulatorBase):
     ) -> None:
         self.scripts[job_id] = [ScriptStep.parse(step) for step in steps]
 
+    def job_ids(self) -> list[str]:
+        return list(self.preempted)
+
+    def is_running(self, job_id: str) -> bool:
+        return False
+
 
 def _call(app: ControlAPI, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     raw = b"" if body is None else json.dumps(body).encode()

@@ -382,6 +382,9 @@ class AzureMLStepOperator(StepOperator):
             failure_kind=FailureKind.INFRASTRUCTURE,
         )
 
+    def warm_up(self) -> None:
+        self.ml_client  # noqa: B018 - imports azure.ai.ml and builds the MLClient
+
     def is_transient_error(self, error: Exception) -> bool:
         """Throttling, 5xx and lost connections (after azure-core's own retries)."""
         exceptions = sys.modules.get("azure.core.exceptions")

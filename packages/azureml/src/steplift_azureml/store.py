@@ -9,6 +9,7 @@ must be the URI's; this is how jobs reach Azurite), otherwise the account's blob
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -91,7 +92,7 @@ class AzureBlobArtifactStore:
         return self._service(account).get_blob_client(container, path)
 
     def put(self, uri: str, data: bytes) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
         blob = self._blob(uri)
         try:
@@ -101,7 +102,9 @@ class AzureBlobArtifactStore:
             if getattr(error, "error_code", None) != "ContainerNotFound":
                 raise
             account, container, _ = parse_blob_uri(uri)
-            self._service(account).create_container(container)
+            # Another launcher may create it at the same moment: that is as good.
+            with contextlib.suppress(ResourceExistsError):
+                self._service(account).create_container(container)
             blob.upload_blob(data, overwrite=True)
 
     def get(self, uri: str) -> bytes:

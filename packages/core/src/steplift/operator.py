@@ -88,6 +88,34 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them (main thread only).
+
+    For work that must not be cut in half, such as the first import of a cloud SDK: an
+    import interrupted midway leaves a partly initialised module behind, and every later use
+    of the SDK in this process fails.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            if received[0] == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(received[0])
+
+
 class StepOperator(ABC):
     """Runs step attempts as jobs on one backend.
 
@@ -171,6 +199,14 @@ class StepOperator(ABC):
         """Statuses of many jobs by job id; flavors with a list API override this."""
         return {handle.job_id: self.get_status(handle) for handle in handles}
 
+    def warm_up(self) -> None:
+        """Import the SDK and build clients (called first in ``launch``, with interrupts held).
+
+        Flavors that import a cloud SDK lazily do it here, so a Ctrl-C cannot land in the
+        middle of the import.
+        """
+        return None
+
     def is_transient_error(self, error: Exception) -> bool:
         """True for errors worth trying again later (throttling, 5xx, lost connections).
 
@@ -214,6 +250,8 @@ class StepOperator(ABC):
         handle: JobHandle | None = None
         with sigterm_as_interrupt():
             try:
+                with deferred_interrupts():
+                    self.warm_up()
                 handle = self._adoptable(info, observer)
                 adopted = handle is not None
                 if handle is None:

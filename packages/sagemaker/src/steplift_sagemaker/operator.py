@@ -128,6 +128,10 @@ class SageMakerStepOperator(StepOperator):
     def flavor(self) -> str:
         return "sagemaker"
 
+    def warm_up(self) -> None:
+        for service in ("sagemaker", "s3", "logs"):
+            self.client(service)
+
     def is_transient_error(self, error: Exception) -> bool:
         """Throttling, 5xx and lost connections that outlasted botocore's own retries."""
         from botocore.exceptions import ClientError, ConnectionError, HTTPClientError

@@ -155,6 +155,9 @@ class VertexStepOperator(StepOperator):
         parts = ("/gcs", bucket, prefix, "checkpoints", info.pipeline, info.run, info.step)
         return "/".join(part for part in parts if part)
 
+    def warm_up(self) -> None:
+        self.client  # noqa: B018 - imports aiplatform_v1 and builds the REST client
+
     def is_transient_error(self, error: Exception) -> bool:
         """429, 5xx and connection errors (also once the SDK's own retries gave up)."""
         return _is_transient(error)

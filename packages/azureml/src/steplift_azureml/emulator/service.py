@@ -333,7 +333,12 @@ class AzureMLEmulator(EmulatorBase):
         with self._lock:
             self.environments[(name, version)] = resource
 
-    def job_alive(self, job_id: str) -> bool:
+    def job_ids(self) -> list[str]:
+        """Every job's name, oldest first."""
+        with self._lock:
+            return list(self.jobs)
+
+    def is_running(self, job_id: str) -> bool:
         """True while a process of the job runs."""
         job = self.jobs.get(job_id)
         return bool(job and job.alive())

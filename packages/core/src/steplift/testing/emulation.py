@@ -455,6 +455,14 @@ class Emulator(Protocol):
         """Preempt a running spot job the way the cloud reports it."""
         ...
 
+    def job_ids(self) -> list[str]:
+        """Every job created so far, by the id `preempt` and `is_running` take, oldest first."""
+        ...
+
+    def is_running(self, job_id: str) -> bool:
+        """True while anything of the job (its runner or its processes) is alive."""
+        ...
+
     def script(
         self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
     ) -> None:

@@ -174,6 +174,18 @@ class SageMakerEmulator(EmulatorBase):
         """
         self.jobs.set_script(job_id, steps)
 
+    def job_ids(self) -> list[str]:
+        """Every training job's name, oldest first."""
+        return [job.name for job in sorted(self.store, key=lambda job: job.created)]
+
+    def is_running(self, job_id: str) -> bool:
+        """True while the job's runner thread or process is alive."""
+        runner = self.runner(job_id)
+        if runner is None:
+            return False
+        process = runner.process
+        return runner.alive or (process is not None and process.poll() is None)
+
     def runner(self, job_id: str) -> JobRunner | None:
         """Execute mode: the runner of a job (its `process` and `workspace`), for tests."""
         return self.jobs.runner(job_id)

@@ -223,6 +223,10 @@ class VertexEmulator(EmulatorBase):
         """CustomJobs created so far."""
         return len(self.jobs.all_jobs())
 
+    def job_ids(self) -> list[str]:
+        """Every CustomJob's number (the id `preempt` and `is_running` take), oldest first."""
+        return [job.number for job in self.jobs.all_jobs()]
+
     def is_running(self, job_id: str) -> bool:
         """True while anything of the job (its runner or its process) is alive."""
         return self.jobs.is_running(job_id)

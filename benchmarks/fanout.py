@@ -1,0 +1,141 @@
+"""Many steps launched concurrently from one process: peak RSS, creates, calls per poll round.
+
+    python benchmarks/fanout.py --flavor sagemaker --steps 1000
+
+The emulator (scripted mode: each job is described a few times while running, then
+succeeds) runs in this process; the steps are launched from a child process, so the child's
+peak RSS is the launcher's alone. The child runs one thread per step, each calling
+``StepOperator.launch`` on one shared operator with the flavor's default poll policy, in real
+time. There is no batched watcher yet: every step polls on its own, so a poll round costs one
+status call per step in flight; the emulator's request log gives the exact counts.
+
+By default one step is launched alone first, which builds every lazily created client; with
+``--cold`` all steps start at once on a fresh operator, as an application would launch them
+(the SageMaker operator then builds one boto3 client per racing thread; see the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from backends import FLAVORS, running_backend
+from benchlib import REPO, print_result, progress, run_child
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) -> dict[str, Any]:
+    """The child: ``steps`` concurrent launches through one operator; what it cost."""
+    from steplift.launcher import StepLauncher, StepOptions
+    from steplift.registry import get_flavor
+    from steplift.runs import Run
+
+    plugin = get_flavor(flavor)
+    operator = plugin.create(plugin.validate_config(fields), name="bench")
+    launcher = StepLauncher(operator)
+    run = Run(f"fanout-{int(time.time())}")
+    infos = [
+        launcher.step_info(run=run, step=f"s{number:04d}", attempt=1, options=StepOptions())
+        for number in range(steps + 1)
+    ]
+    warm_up, infos = infos[0], infos[1:]
+    if not cold:
+        operator.launch(warm_up, ["python", "-c", "pass"])
+    baseline = _rss_mib()
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def launch(info: Any) -> None:
+        try:
+            operator.launch(info, ["python", "-c", "pass"])
+        except Exception as error:  # counted and reported, never hidden
+            with lock:
+                failures.append(f"{info.step}: {type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=launch, args=(info,), daemon=True) for info in infos]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    deadline = started + max(300.0, steps * 1.5)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.perf_counter()))
+    unfinished = sum(thread.is_alive() for thread in threads)
+    return {
+        "steps": steps,
+        "failures": len(failures),
+        "unfinished": unfinished,
+        "first_failures": failures[:3],
+        "wall": time.perf_counter() - started,
+        "rss_baseline_mib": baseline,
+        "rss_peak_mib": _rss_mib(),
+    }
+
+
+def measure(flavor: str, steps: int, running_polls: int, cold: bool) -> dict[str, Any]:
+    """Serve the scripted emulator here; launch ``steps`` steps from a child process."""
+    with running_backend(flavor) as backend:
+        still_running = [backend.running[-1]] * running_polls
+        backend.emulator.script(None, [*backend.running, *still_running, backend.finished])
+        progress(f"fanout {flavor}: launching {steps} steps from one process")
+        child = run_child(
+            [
+                sys.executable,
+                str(REPO / "benchmarks" / "fanout.py"),
+                "--launch",
+                "--flavor",
+                flavor,
+                "--steps",
+                str(steps),
+                "--fields",
+                json.dumps(backend.fields),
+                *(["--cold"] if cold else []),
+            ],
+            timeout=max(300.0, steps * 1.5) + 120,
+        )
+        creates = backend.count(backend.create_operation)
+        status_calls = backend.count(backend.status_operation)
+        requests = len(backend.emulator.requests)
+    warm_ups = 0 if cold else 1
+    rounds = status_calls / (steps + warm_ups) if steps else 0.0
+    return {
+        **child,
+        "flavor": flavor,
+        "cold": cold,
+        "creates": creates - warm_ups,
+        "status_calls": status_calls,
+        "status_calls_per_step": rounds,
+        # The warm-up step polled alone, before the others started.
+        "calls_per_round": status_calls / rounds - warm_ups if rounds else 0.0,
+        "emulator_requests": requests,
+    }
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flavor", required=True, choices=FLAVORS)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--running-polls", type=int, default=3, help="'running' answers per job")
+    parser.add_argument("--cold", action="store_true", help="no warm-up launch first")
+    parser.add_argument("--launch", action="store_true", help="(internal) the launching child")
+    parser.add_argument("--fields", help="(internal) the operator's config fields, as JSON")
+    args = parser.parse_args(argv)
+    if args.launch:
+        print_result(launch_many(args.flavor, json.loads(args.fields), args.steps, cold=args.cold))
+    else:
+        print_result(measure(args.flavor, args.steps, args.running_polls, args.cold))
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except subprocess.TimeoutExpired as error:
+        sys.exit(f"fanout: the launching child ran past {error.timeout:.0f} s")
