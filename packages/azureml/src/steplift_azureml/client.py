@@ -111,10 +111,6 @@ def make_ml_client(
     ``retries=False`` turns the transport retries off: the client that creates jobs must not
     repeat a PUT blindly (the operator checks ``find_job`` before creating again).
     """
-    # Load the entity modules now, on this thread: azure-core runs LRO pollers (begin_cancel)
-    # on threads of their own, and azure.ai.ml's entity modules import each other in cycles
-    # that fail ("partially initialized module") when two threads load them at once.
-    import azure.ai.ml.entities  # noqa: F401
     from azure.ai.ml import MLClient
 
     _quiet_experimental_notices()
