@@ -104,7 +104,7 @@ def test_an_impossible_gpu_request_lists_what_exists() -> None:
         ({"instance_type": "ml.g5.huge"}, "instance_type"),
         ({"gpu": "Z9:1"}, "gpu"),
         ({"spot": True, "max_runtime": 3600, "max_wait": 60}, "max_wait"),
-        ({"security_group_ids": ["sg-1"]}, "security_group_ids"),
+        ({"security_group_ids": ["sg-1"]}, "subnets"),  # the missing half is named
         ({"keep_alive": 99999}, "keep_alive"),
         ({"tags": {"aws:reserved": "x"}}, "tags"),
         ({"aws_access_key_id": "AKIA"}, "aws_secret_access_key"),

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 
-from steplift.models import parse_gpu
+from steplift.models import FieldProblem, parse_gpu
 from steplift.operator import StepOperatorConfig
 from steplift_azureml.resources import vm_size, vm_size_for_gpu
 
@@ -179,9 +179,3 @@ class AzureMLStepOperatorConfig(StepOperatorConfig):
         return self
 
 
-class FieldProblem(ValueError):
-    """A problem spanning fields, reported against the one field that should change."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field

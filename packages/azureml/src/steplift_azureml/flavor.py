@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from pydantic import ValidationError
-
-from steplift.errors import ConfigError
-from steplift.models import config_error_from
 from steplift.operator import Flavor, StepOperator, StepOperatorConfig
-from steplift_azureml.config import AzureMLStepOperatorConfig, FieldProblem
+from steplift_azureml.config import AzureMLStepOperatorConfig
 
 
 class AzureMLFlavor(Flavor):
@@ -29,27 +22,3 @@ class AzureMLFlavor(Flavor):
         from steplift_azureml.operator import AzureMLStepOperator
 
         return AzureMLStepOperator
-
-    def validate_config(
-        self,
-        fields: Mapping[str, Any],
-        *,
-        file: str | None = None,
-        operator: str | None = None,
-    ) -> StepOperatorConfig:
-        try:
-            return AzureMLStepOperatorConfig.model_validate(dict(fields))
-        except ValidationError as error:
-            first = error.errors(include_url=False)[0]
-            problem = first.get("ctx", {}).get("error")
-            if isinstance(problem, FieldProblem):
-                # A cross-field rule: name the field to change, not the whole table.
-                raise ConfigError(
-                    str(problem),
-                    file=file,
-                    operator=operator,
-                    field=problem.field,
-                    value=fields.get(problem.field),
-                    has_value=problem.field in fields,
-                ) from None
-            raise config_error_from(error, file=file, operator=operator) from None

@@ -131,6 +131,14 @@ class LogChunk:
     cursor: str | None = None
 
 
+class FieldProblem(ValueError):
+    """A rule spanning fields, raised from a model validator, naming the one field to change."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def config_error_from(
     error: ValidationError,
     *,
@@ -140,6 +148,18 @@ def config_error_from(
 ) -> ConfigError:
     """Turn pydantic's report into one ConfigError naming the first bad field and value."""
     first: dict[str, Any] = dict(error.errors(include_url=False)[0])
+    problem = first.get("ctx", {}).get("error")
+    if isinstance(problem, FieldProblem):
+        fields = first.get("input")
+        given = isinstance(fields, dict) and problem.field in fields
+        return ConfigError(
+            str(problem),
+            file=file,
+            operator=operator,
+            field=f"{prefix}{problem.field}",
+            value=fields.get(problem.field) if isinstance(fields, dict) else None,
+            has_value=given,
+        )
     location = ".".join(str(part) if part != "" else '""' for part in first.get("loc", ()))
     field_name = f"{prefix}{location}" if location else (prefix.rstrip(".") or None)
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")

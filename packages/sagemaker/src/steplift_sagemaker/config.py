@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Self
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from steplift.models import FieldProblem
 from steplift.operator import StepOperatorConfig
 from steplift_sagemaker.resources import check_instance_type, instance_type_for_gpu
 
@@ -57,7 +59,7 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
         default=None, ge=0, le=21600, description="Warm pool: seconds to keep instances."
     )
     subnets: list[str] = Field(default_factory=list, max_length=16)
-    security_group_ids: list[str] = Field(default_factory=list, max_length=5, validate_default=True)
+    security_group_ids: list[str] = Field(default_factory=list, max_length=5)
     kms_key: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9:/_-]*$", max_length=2048)
     tags: dict[str, str] = Field(default_factory=dict)
     max_attempts: int = Field(
@@ -68,7 +70,7 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
     )
     profile: str | None = Field(default=None, description="AWS profile of the launcher.")
     aws_access_key_id: str | None = None
-    aws_secret_access_key: SecretStr | None = Field(default=None, validate_default=True)
+    aws_secret_access_key: SecretStr | None = None
 
     @field_validator("role_arn")
     @classmethod
@@ -128,30 +130,17 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
                 raise ValueError(f"tag value of {key!r} is not allowed")
         return value
 
-    # Cross-field rules are field validators (they see the fields declared before them), so
-    # an error names the field to fix.
-    @field_validator("security_group_ids")
-    @classmethod
-    def _vpc(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        if bool(value) != bool(info.data.get("subnets")):
-            raise ValueError("subnets and security_group_ids go together (VPC config)")
-        return value
-
-    @field_validator("max_wait")
-    @classmethod
-    def _max_wait(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if value is None:
-            return value
-        if not info.data.get("spot"):
-            raise ValueError("max_wait only applies to spot training (spot = true)")
-        runtime = info.data.get("max_runtime")
-        if runtime is not None and value < runtime:
-            raise ValueError(f"must be at least max_runtime ({runtime:g} s)")
-        return value
-
-    @field_validator("aws_secret_access_key")
-    @classmethod
-    def _key_pair(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if (info.data.get("aws_access_key_id") is None) != (value is None):
-            raise ValueError("aws_access_key_id and aws_secret_access_key go together")
-        return value
+    @model_validator(mode="after")
+    def _together(self) -> Self:
+        """Rules spanning fields, each reported against the field to change."""
+        if bool(self.subnets) != bool(self.security_group_ids):
+            missing = "security_group_ids" if self.subnets else "subnets"
+            raise FieldProblem(missing, "subnets and security_group_ids go together (VPC config)")
+        if self.max_wait is not None and not self.spot:
+            raise FieldProblem("max_wait", "max_wait only applies to spot training (spot = true)")
+        if self.max_wait is not None and self.max_runtime and self.max_wait < self.max_runtime:
+            raise FieldProblem("max_wait", f"must be at least max_runtime ({self.max_runtime:g} s)")
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            missing = "aws_secret_access_key" if self.aws_access_key_id else "aws_access_key_id"
+            raise FieldProblem(missing, "aws_access_key_id and aws_secret_access_key go together")
+        return self
