@@ -18,6 +18,7 @@ from typing import Any
 from steplift.errors import ConfigError
 from steplift.execution import ExecutionInfo, ResultRecord
 from steplift.payloads import read_payload, read_verified, write_payload
+from steplift.secrets import resolve_into
 from steplift.store import ArtifactStore, store_for_uri
 
 EXECUTION_INFO_URI_OPTION = "execution_info_uri"
@@ -70,6 +71,7 @@ class StepEntrypointConfiguration:
         data = read_verified(store, uri, getattr(options, EXECUTION_INFO_SHA256_OPTION))
         info = ExecutionInfo.model_validate_json(data)
         if info.kind == "command":
+            resolve_into()  # the command inherits the values
             return self._run_command(store, info)
         return self._run_function(store, info)
 
@@ -103,6 +105,7 @@ class StepEntrypointConfiguration:
             for folder in reversed(info.python_path):
                 if folder not in sys.path:
                     sys.path.insert(0, folder)
+            resolve_into()
             function = resolve_step(info.step_ref or "")
             inputs = read_payload(store, info.inputs) if info.inputs else {"args": [], "kwargs": {}}
             value = function(*inputs["args"], **inputs["kwargs"])

@@ -9,6 +9,8 @@ and raise a typed error on failure. Flavors only implement the primitives ``subm
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import signal
 import threading
 from abc import ABC, abstractmethod
@@ -16,17 +18,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from steplift.errors import StepCancelled, StepFailed, StepTimeout
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_error_from
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
+from steplift.secrets import SECRETS_ENV
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, join_uri
 
 T = TypeVar("T")
 RECEIPT = "receipt.json"
 CHECKPOINT_ENV = "STEPLIFT_CHECKPOINT_DIR"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class StepOperatorConfig(BaseModel):
@@ -45,6 +49,19 @@ class StepOperatorConfig(BaseModel):
         gt=0,
         description="Give up on a job still waiting for capacity after this many seconds.",
     )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variable -> reference into the provider's secret store; "
+        "the value is read inside the job and never travels with the job definition.",
+    )
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return value
 
 
 class LaunchObserver:
@@ -226,6 +243,9 @@ class StepOperator(ABC):
         checkpoints = self.checkpoint_dir(info)
         if checkpoints is not None:
             environment[CHECKPOINT_ENV] = checkpoints
+        if self.config.secrets:
+            # References only: the entrypoint reads the values inside the job.
+            environment[SECRETS_ENV] = json.dumps(self.config.secrets, sort_keys=True)
         return environment
 
     def launch(
