@@ -165,7 +165,8 @@ def config_error_from(
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":
         message = "unknown field"
-    has_value = first.get("type") != "missing"
+    # A secret's name says where the problem is; its value is never repeated back.
+    has_value = first.get("type") != "missing" and "secret" not in (field_name or "").lower()
     return ConfigError(
         message,
         file=file,

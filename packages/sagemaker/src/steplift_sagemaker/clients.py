@@ -10,7 +10,9 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 5
 
 
-def make_client(service: str, config: SageMakerStepOperatorConfig | None = None) -> Any:
+def make_client(
+    service: str, config: SageMakerStepOperatorConfig | None = None, region: str | None = None
+) -> Any:
     """A boto3 client for ``service``, from the operator config or from the environment."""
     import boto3
     from botocore.config import Config
@@ -22,7 +24,8 @@ def make_client(service: str, config: SageMakerStepOperatorConfig | None = None)
     retries = Config(retries={"mode": "standard", "total_max_attempts": attempts})
 
     if config is None:
-        return boto3.session.Session().client(service, config=retries)  # type: ignore[call-overload]
+        session = boto3.session.Session(region_name=region)
+        return session.client(service, config=retries)  # type: ignore[call-overload]
     secret = config.aws_secret_access_key
     session = boto3.session.Session(
         region_name=config.region,

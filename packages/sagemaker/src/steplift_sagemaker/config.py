@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from steplift.models import FieldProblem
 from steplift.operator import StepOperatorConfig
 from steplift_sagemaker.resources import check_instance_type, instance_type_for_gpu
+from steplift_sagemaker.secrets import SECRET_ARN
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$")
@@ -116,6 +117,17 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
     def _max_runtime(cls, value: float | None) -> float | None:
         if value is not None and value > MAX_RUNTIME_LIMIT:
             raise ValueError(f"SageMaker allows at most {MAX_RUNTIME_LIMIT} seconds (28 days)")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, reference in value.items():
+            if not SECRET_ARN.match(reference):
+                raise ValueError(
+                    f"{name} must reference an AWS Secrets Manager secret by ARN "
+                    "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"
+                )
         return value
 
     @field_validator("tags")
