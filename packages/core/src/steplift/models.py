@@ -152,6 +152,7 @@ def config_error_from(
     if isinstance(problem, FieldProblem):
         fields = first.get("input")
         given = isinstance(fields, dict) and problem.field in fields
+        given = given and "secret" not in problem.field.lower()  # never repeat a secret
         return ConfigError(
             str(problem),
             file=file,
