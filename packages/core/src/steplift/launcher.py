@@ -9,6 +9,7 @@ kind is transient (preempted, capacity, infrastructure) are retried as new attem
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class StepOptions:
     max_queue_time: float | None = None
     retries: int = 0
     retry_user_code: bool = False
+    spot_fallback_after: int | None = None
+    """After this many preempted attempts, the next attempts run on on-demand capacity."""
     environment: dict[str, str] = field(default_factory=dict)
     image: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
@@ -61,6 +64,15 @@ class StepOptions:
                 "must be a positive number of seconds",
                 field="max_runtime",
                 value=self.max_runtime,
+                has_value=True,
+            )
+        if self.spot_fallback_after is not None and (
+            not isinstance(self.spot_fallback_after, int) or self.spot_fallback_after < 1
+        ):
+            raise ConfigError(
+                "must be a whole number, 1 or more",
+                field="spot_fallback_after",
+                value=self.spot_fallback_after,
                 has_value=True,
             )
         if not isinstance(self.retries, int) or self.retries < 0:
@@ -191,6 +203,7 @@ class StepLauncher:
         """Run the step, retrying transient failures; return its value or raise."""
         check_name("step", step)
         attempt = 1
+        preempted = 0
         while True:
             try:
                 return self.run_attempt(spec, run=run, step=step, attempt=attempt, options=options)
@@ -204,6 +217,19 @@ class StepLauncher:
                     f"attempt {attempt} of step {step} failed ({failure.failure_kind.value}); "
                     f"retrying as attempt {attempt + 1} of {options.retries + 1}"
                 )
+                preempted += failure.failure_kind is FailureKind.PREEMPTED
+                fallback = options.spot_fallback_after
+                if (
+                    fallback is not None
+                    and preempted >= fallback
+                    and options.resources.spot is not False
+                ):
+                    self.observer.on_warning(
+                        f"step {step} was preempted {preempted} times; the next attempts run "
+                        "on on-demand capacity"
+                    )
+                    on_demand = options.resources.model_copy(update={"spot": False})
+                    options = dataclasses.replace(options, resources=on_demand)
                 attempt += 1
 
     def step_info(self, *, run: Run, step: str, attempt: int, options: StepOptions) -> StepRunInfo:

@@ -41,7 +41,9 @@ class Resources(_Frozen):
     memory_gb: float | None = Field(default=None, gt=0)
     nodes: int = Field(default=1, ge=1)
     disk_gb: int | None = Field(default=None, ge=1)
-    spot: bool = False
+    spot: bool | None = Field(
+        default=None, description="Spot/preemptible capacity; None: the operator's default."
+    )
 
     @field_validator("gpu")
     @classmethod
@@ -55,6 +57,10 @@ class Resources(_Frozen):
     def gpu_type(self) -> str | None:
         """The GPU model asked for, or None for a CPU step."""
         return parse_gpu(self.gpu)[0] if self.gpu else None
+
+    def use_spot(self, operator_default: bool) -> bool:
+        """Whether this step runs on spot capacity, given the operator's default."""
+        return operator_default if self.spot is None else self.spot
 
     @property
     def gpu_count(self) -> int:

@@ -57,6 +57,7 @@ def make_options(
     max_queue_time: float | None = None,
     retries: int = 0,
     retry_user_code: bool = False,
+    spot_fallback_after: int | None = None,
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -77,6 +78,7 @@ def make_options(
         max_queue_time=max_queue_time,
         retries=retries,
         retry_user_code=retry_user_code,
+        spot_fallback_after=spot_fallback_after,
         environment=dict(environment or {}),
         image=image,
         tags=dict(tags or {}),
@@ -257,6 +259,7 @@ def step(
     max_queue_time: float | None = None,
     retries: int = 0,
     retry_user_code: bool = False,
+    spot_fallback_after: int | None = None,
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -274,6 +277,7 @@ def step(
     max_queue_time: float | None = None,
     retries: int = 0,
     retry_user_code: bool = False,
+    spot_fallback_after: int | None = None,
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -285,7 +289,8 @@ def step(
     ``local``); ``resources`` asks for GPUs and more (``{"gpu": "A10G:1"}``); ``max_runtime``
     is in seconds, and so is ``max_queue_time`` (give up on a job that waits that long for
     capacity); ``retries`` re-runs preempted, capacity or infrastructure failures as new
-    attempts (user-code failures too with ``retry_user_code=True``).
+    attempts (user-code failures too with ``retry_user_code=True``); with
+    ``spot_fallback_after=K``, attempts after K preemptions run on on-demand capacity.
     """
     options = make_options(
         resources=resources,
@@ -293,6 +298,7 @@ def step(
         max_queue_time=max_queue_time,
         retries=retries,
         retry_user_code=retry_user_code,
+        spot_fallback_after=spot_fallback_after,
         environment=environment,
         image=image,
         tags=tags,

@@ -196,7 +196,7 @@ class SageMakerStepOperator(StepOperator):
             raise ConfigError(str(error), field="environment") from None
         max_runtime = int(info.max_runtime or config.max_runtime or DEFAULT_MAX_RUNTIME)
         stopping: dict[str, int] = {"MaxRuntimeInSeconds": max(1, max_runtime)}
-        spot = config.spot or info.resources.spot
+        spot = info.resources.use_spot(config.spot)
         if spot:
             stopping["MaxWaitTimeInSeconds"] = config.max_wait or max_runtime + 3600
         step_folder = info.artifact_uri.rsplit("/", 1)[0]
