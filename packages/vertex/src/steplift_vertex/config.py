@@ -45,6 +45,26 @@ _SERVICE_ACCOUNT = re.compile(
 _NETWORK = re.compile(r"^projects/[0-9]+/global/networks/[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _PERSISTENT_RESOURCE = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$|^[a-z]$")
 _DISPLAY_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SECRET_VERSION = re.compile(
+    r"^projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20})"
+    r"/secrets/(?P<secret>[A-Za-z0-9_-]{1,255})"
+    r"/versions/(?P<version>latest|[1-9][0-9]{0,18})$"
+)
+"""A Secret Manager secret version: ``projects/<project>/secrets/<name>/versions/<n|latest>``."""
+DEFAULT_SECRETS_ENDPOINT = "https://secretmanager.googleapis.com"
+
+
+def check_secret_reference(name: str, reference: str) -> str:
+    """A Secret Manager secret version name, or ValueError saying what one looks like.
+
+    The message names the variable, not the text given: that may be a value pasted by mistake.
+    """
+    if not isinstance(reference, str) or not SECRET_VERSION.match(reference):
+        raise ValueError(
+            f"{name} must reference a Secret Manager secret version: "
+            "'projects/<project>/secrets/<name>/versions/<number or latest>'"
+        )
+    return reference
 
 
 def check_gcs_uri(value: str) -> str:
@@ -137,6 +157,11 @@ class VertexStepOperatorConfig(StepOperatorConfig):
     storage_endpoint: str | None = Field(
         default=None, description="Cloud Storage endpoint (default: STORAGE_EMULATOR_HOST or GCS)."
     )
+    secrets_endpoint: str | None = Field(
+        default=None,
+        description="Secret Manager endpoint the job reads `secrets` from (default: "
+        "https://secretmanager.googleapis.com; with anonymous credentials: api_endpoint).",
+    )
     credentials: Literal["default", "anonymous"] = Field(
         default="default",
         description="'default' uses Application Default Credentials; 'anonymous' is for emulators.",
@@ -155,6 +180,13 @@ class VertexStepOperatorConfig(StepOperatorConfig):
         for name in value:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"{name!r} is not a valid environment variable name")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_references(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, reference in value.items():
+            check_secret_reference(name, reference)
         return value
 
     @field_validator("project")
@@ -263,7 +295,7 @@ class VertexStepOperatorConfig(StepOperatorConfig):
             )
         return value
 
-    @field_validator("api_endpoint", "logging_endpoint", "storage_endpoint")
+    @field_validator("api_endpoint", "logging_endpoint", "storage_endpoint", "secrets_endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
@@ -274,6 +306,15 @@ class VertexStepOperatorConfig(StepOperatorConfig):
     def vertex_endpoint(self) -> str:
         """The Vertex AI API endpoint in use."""
         return self.api_endpoint or f"https://{self.location}-aiplatform.googleapis.com"
+
+    @property
+    def secret_manager_endpoint(self) -> str:
+        """Where jobs read ``secrets``: anonymous credentials mean an emulator (api_endpoint)."""
+        if self.secrets_endpoint:
+            return self.secrets_endpoint
+        if self.credentials == "anonymous" and self.api_endpoint:
+            return self.api_endpoint
+        return DEFAULT_SECRETS_ENDPOINT
 
     @property
     def parent(self) -> str:

@@ -39,6 +39,7 @@ from steplift_vertex.resources import (
     check_machine,
     machine_for_gpu,
 )
+from steplift_vertex.secrets import CREDENTIALS_ENV, ENDPOINT_ENV
 from steplift_vertex.status import job_status
 from steplift_vertex.store import GCSArtifactStore
 
@@ -154,6 +155,15 @@ class VertexStepOperator(StepOperator):
         bucket, _, prefix = self._vertex.staging_bucket[len("gs://") :].partition("/")
         parts = ("/gcs", bucket, prefix, "checkpoints", info.pipeline, info.run, info.step)
         return "/".join(part for part in parts if part)
+
+    def job_environment(self, info: StepRunInfo) -> dict[str, str]:
+        """The base environment, plus where and how the job reads its ``secrets``."""
+        environment = super().job_environment(info)
+        if self._vertex.secrets:
+            environment[ENDPOINT_ENV] = self._vertex.secret_manager_endpoint
+            if self._vertex.credentials == "anonymous":
+                environment[CREDENTIALS_ENV] = "anonymous"
+        return environment
 
     def warm_up(self) -> None:
         self.client  # noqa: B018 - imports aiplatform_v1 and builds the REST client
@@ -307,7 +317,7 @@ class VertexStepOperator(StepOperator):
         max_runtime = info.max_runtime or config.max_runtime
         if max_runtime:
             scheduling["timeout"] = timedelta(seconds=math.ceil(max_runtime))
-        if info.resources.spot or config.spot:
+        if info.resources.use_spot(config.spot):
             scheduling["strategy"] = "SPOT"
         if config.restart_job_on_worker_restart:
             scheduling["restart_job_on_worker_restart"] = True

@@ -22,6 +22,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from steplift.testing.emulation import ControlAPI, EmulatorBase, EmulatorMode, ScriptStep
 from steplift_vertex.emulator.jobs import EmulatedJob, JobService
 from steplift_vertex.emulator.logbook import LogBook
+from steplift_vertex.emulator.secrets import (
+    ACCESS,
+    ADD_VERSION,
+    COLLECTION,
+    SECRET,
+    SecretStore,
+    payload_data,
+)
 from steplift_vertex.emulator.wire import ApiError, job_to_wire
 
 logger = logging.getLogger(__name__)
@@ -99,6 +107,7 @@ class VertexEmulator(EmulatorBase):
         self.gcs_port = gcs_port
         self.logbook = LogBook()
         self.jobs = JobService(mode, self, self.logbook.append, grace=stop_grace)
+        self.secrets = SecretStore()
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._gcs_server: Any = None
@@ -138,6 +147,7 @@ class VertexEmulator(EmulatorBase):
             "staging_bucket": f"gs://{bucket or self.buckets[0]}/steplift",
             "api_endpoint": self.endpoint_url,
             "logging_endpoint": self.endpoint_url,
+            "secrets_endpoint": self.endpoint_url,
             "credentials": "anonymous",
         }
         if self._gcs_url:
@@ -219,6 +229,19 @@ class VertexEmulator(EmulatorBase):
         a failure is ``ScriptStep("FAILED", "RESOURCE_EXHAUSTED: no GPUs")``."""
         self.jobs.set_script(job_id, steps)
 
+    def add_secret(self, name: str, value: str | bytes) -> str:
+        """Store ``value`` as the newest version of a secret; returns the version's name.
+
+        ``name`` is a secret id (in the emulator's project) or ``projects/<p>/secrets/<id>``.
+        """
+        project, secret_id = self.project, name
+        if name.startswith("projects/"):
+            parts = name.split("/")
+            if len(parts) != 4 or parts[2] != "secrets":
+                raise ValueError(f"{name!r} is not 'projects/<project>/secrets/<id>'")
+            project, secret_id = parts[1], parts[3]
+        return self.secrets.put(project, secret_id, value)
+
     def submissions(self) -> int:
         """CustomJobs created so far."""
         return len(self.jobs.all_jobs())
@@ -274,6 +297,8 @@ class VertexEmulator(EmulatorBase):
             "query": {key: values[-1] for key, values in query.items()},
             "body": body,
         }
+        if path.startswith("/v1/projects/") and "/secrets" in path:
+            return self._secret_call(method, path, query, body)
         if path == "/v2/entries:list" and method == "POST":
             self.record("logging", "ListLogEntries", params)
             return 200, self.logbook.list(body or {})
@@ -316,6 +341,53 @@ class VertexEmulator(EmulatorBase):
                 "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
             }
         return 200, job_to_wire(self.jobs.get(name).resource, enums_as_ints)
+
+    def _secret_call(
+        self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any] | None
+    ) -> tuple[int, Any]:
+        """Secret Manager routes; the request log gets the names, never a payload."""
+        params = {
+            "method": method,
+            "path": path,
+            "query": {key: values[-1] for key, values in query.items()},
+        }
+        match = None
+        operation = None
+        for pattern, verb, name in (
+            (ACCESS, "GET", "AccessSecretVersion"),
+            (ADD_VERSION, "POST", "AddSecretVersion"),
+            (COLLECTION, "POST", "CreateSecret"),
+            (SECRET, "GET", "GetSecret"),
+        ):
+            match = pattern.match(path)
+            if match:
+                if method != verb:
+                    raise ApiError("UNIMPLEMENTED", f"{method} is not supported on {path}")
+                operation = name
+                break
+        if match is None or operation is None:
+            raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server.")
+        self.record("secretmanager", operation, params)
+        project = match.group(1)
+        if operation == "AccessSecretVersion":
+            fault = self.decide_fault(operation)
+            if fault == "throttle":
+                raise ApiError(
+                    "RESOURCE_EXHAUSTED",
+                    "Quota exceeded for quota metric 'Access requests' of service "
+                    "'secretmanager.googleapis.com'.",
+                )
+            if fault == "error":
+                raise ApiError("UNAVAILABLE", "The service is currently unavailable.")
+            return 200, self.secrets.access(project, match.group(2), match.group(3))
+        if operation == "AddSecretVersion":
+            return 200, self.secrets.add_version(project, match.group(2), payload_data(body))
+        if operation == "CreateSecret":
+            secret_id = query.get("secretId", [""])[-1]
+            if not secret_id:
+                raise ApiError("INVALID_ARGUMENT", "secretId is required.")
+            return 200, self.secrets.create(project, secret_id)
+        return 200, self.secrets.get(project, match.group(2))
 
     def _create(
         self, project: str, location: str, body: dict[str, Any] | None, enums_as_ints: bool
