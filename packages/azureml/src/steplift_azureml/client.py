@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import threading
 from typing import Any
 from urllib.parse import urlparse
@@ -28,6 +30,15 @@ from steplift_azureml.config import AzureMLStepOperatorConfig
 USER_AGENT = "steplift-azureml/0.1.0"
 _PUBLIC_RESOURCE_MANAGER = "https://management.azure.com"
 _cloud_lock = threading.Lock()
+
+
+def forget_inherited_cloud() -> None:
+    """Drop an ``AZUREML_CURRENT_CLOUD`` naming a steplift custom cloud that this process did
+    not register (inherited from the process that did, e.g. ``steplift status`` run from a
+    script): azure-ai-ml reads it at import and refuses to import with an unknown cloud."""
+    inherited = os.environ.get("AZUREML_CURRENT_CLOUD", "")
+    if inherited.startswith("Steplift_") and "azure.ai.ml" not in sys.modules:
+        del os.environ["AZUREML_CURRENT_CLOUD"]
 
 
 def cloud_name_for(config: AzureMLStepOperatorConfig) -> str:
@@ -61,6 +72,7 @@ def resource_manager(config: AzureMLStepOperatorConfig) -> str:
         return config.cloud_endpoint.rstrip("/")
     if config.cloud == "AzureCloud":
         return _PUBLIC_RESOURCE_MANAGER
+    forget_inherited_cloud()
     from azure.ai.ml._azure_environments import _get_cloud_details
 
     details: dict[str, str] = _get_cloud_details(config.cloud)
@@ -111,6 +123,7 @@ def make_ml_client(
     ``retries=False`` turns the transport retries off: the client that creates jobs must not
     repeat a PUT blindly (the operator checks ``find_job`` before creating again).
     """
+    forget_inherited_cloud()
     from azure.ai.ml import MLClient
 
     _quiet_experimental_notices()

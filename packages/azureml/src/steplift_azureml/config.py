@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from steplift.models import FieldProblem, parse_gpu
 from steplift.operator import StepOperatorConfig
+from steplift_azureml.keyvault import describe_bad_reference, parse_reference
 from steplift_azureml.resources import vm_size, vm_size_for_gpu
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -147,6 +148,22 @@ class AzureMLStepOperatorConfig(StepOperatorConfig):
                     "starting with a letter"
                 )
             checked[gpu_type.upper()] = cluster
+        return checked
+
+    @field_validator("secrets")
+    @classmethod
+    def _check_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        # Real Key Vault URIs only, also against the emulator: it is reached by the job's
+        # STEPLIFT_AZUREML_KEYVAULT_ENDPOINT, never by a looser reference (see keyvault.py).
+        # The message quotes a reference only when it looks like a URL: anything else may be
+        # the secret itself, pasted where its reference belongs (the ConfigError of a field
+        # named "secrets" never repeats its value either).
+        checked: dict[str, str] = {}
+        for name, reference in value.items():
+            try:
+                checked[name] = parse_reference(reference).uri
+            except ValueError:
+                raise ValueError(f"{name}: {describe_bad_reference(reference)}") from None
         return checked
 
     @field_validator("cloud_endpoint")

@@ -213,7 +213,7 @@ class AzureMLStepOperator(StepOperator):
         """
         config = self.azure_config
         resources = info.resources
-        spot = resources.spot or config.spot
+        spot = resources.use_spot(config.spot)
         gpu = resources.gpu or config.gpu
         count = resources.nodes if resources.nodes > 1 else config.instance_count
         placement: dict[str, Any] = {"instance_count": count}

@@ -34,6 +34,7 @@ STATUSES = frozenset(
     }
 )
 MAIN_LOG = "user_logs/std_log.txt"
+_CLIENT_ONLY = frozenset({"AZUREML_CURRENT_CLOUD", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"})
 DEFAULT_SCRIPT = (ScriptStep("Queued"), ScriptStep("Running"), ScriptStep("Completed"))
 
 
@@ -149,8 +150,9 @@ def job_environment(
 ) -> dict[str, str]:
     """The environment Azure ML gives a job's process on node ``rank``."""
     properties = job.resource.get("properties", {})
-    # The client's SDK state (the cloud an MLClient registered) is not the container's.
-    env = {key: value for key, value in base.items() if key != "AZUREML_CURRENT_CLOUD"}
+    # The client's SDK state (the cloud an MLClient registered) and identity are not the
+    # container's: a job has the compute's managed identity (MSI_* in ``service_env``).
+    env = {key: value for key, value in base.items() if key not in _CLIENT_ONLY}
     env.update(service_env)
     env.update({str(k): str(v) for k, v in (properties.get("environmentVariables") or {}).items()})
     env.update(

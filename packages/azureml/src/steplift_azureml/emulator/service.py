@@ -4,7 +4,12 @@ Routes (``WS`` = ``/subscriptions/{sub}/resourceGroups/{rg}/providers/
 Microsoft.MachineLearningServices/workspaces/{ws}``): managed-identity token, cloud metadata,
 workspace GET (with its discovery URL), discovery, environment version PUT/GET, compute GET,
 job PUT/GET/list, cancel (202 + Location, then the Location GET), run-history run and details
-(``logFiles``, ``error``), log file GETs (with Range). Control API under ``/_steplift/``.
+(``logFiles``, ``error``), log file GETs (with Range), and Key Vault's secret GET under
+``/keyvault/{vault}/secrets/{name}[/{version}]`` (secrets are added in-process with
+:meth:`AzureMLEmulator.add_secret`). Control API under ``/_steplift/``.
+
+Jobs run with the Azure ML compute's managed identity (``MSI_ENDPOINT``/``MSI_SECRET``) and
+``STEPLIFT_AZUREML_KEYVAULT_ENDPOINT`` pointing every vault here.
 """
 
 from __future__ import annotations
@@ -43,12 +48,17 @@ from steplift_azureml.emulator.jobs import (
     job_environment,
 )
 from steplift_azureml.emulator.server import LocalServer
+from steplift_azureml.keyvault import API_VERSION as KEYVAULT_API_VERSION
+from steplift_azureml.keyvault import ENDPOINT_ENV as KEYVAULT_ENDPOINT_ENV
 from steplift_azureml.resources import vm_size
 
 SERVICE = "azureml"
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "steplift-rg"
 DEFAULT_WORKSPACE = "steplift-ws"
+DEFAULT_VAULT = "steplift-kv"
+SECRET_NAME = re.compile(r"^[A-Za-z0-9-]{1,127}$")
+VAULT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){2,23}$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 _WS = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -172,6 +182,8 @@ class AzureMLEmulator(EmulatorBase):
         self.environments: dict[tuple[str, str], dict[str, Any]] = {}
         self.created_jobs = 0
         self.datastores = {"workspaceblobstore", "workspaceartifactstore", "workspacefilestore"}
+        # (vault, secret name) -> versions, oldest first: (version, value, created).
+        self._vault: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
         self._runners: dict[str, JobRunner] = {}
         self._scripts: dict[str, list[ScriptStep]] = {}
         self._default_script: list[ScriptStep] = list(DEFAULT_SCRIPT)
@@ -268,10 +280,41 @@ class AzureMLEmulator(EmulatorBase):
             "IDENTITY_ENDPOINT": self.endpoint_url + "/msi/token",
             "IDENTITY_HEADER": self.identity_header,
             "STEPLIFT_AZUREML_ENDPOINT": self.endpoint_url,
+            KEYVAULT_ENDPOINT_ENV: self.keyvault_endpoint,
         }
         if self.storage_connection_string:
             env["AZURE_STORAGE_CONNECTION_STRING"] = self.storage_connection_string
         return env
+
+    @property
+    def keyvault_endpoint(self) -> str:
+        """The base URL serving every emulated vault (``BASE/VAULT/secrets/NAME``)."""
+        return self.endpoint_url + "/keyvault"
+
+    # -- Key Vault ------------------------------------------------------------------------------
+
+    def add_secret(self, name: str, value: str, *, vault: str = DEFAULT_VAULT) -> str:
+        """Store a new version of secret ``name``; its reference (the version-less URI).
+
+        In-process only, and not in the request log: the log never holds a secret's value.
+        """
+        if not SECRET_NAME.match(name):
+            raise ValueError(f"{name!r} is not a Key Vault secret name (letters, digits, -)")
+        if not VAULT_NAME.match(vault):
+            raise ValueError(f"{vault!r} is not a Key Vault name")
+        if not isinstance(value, str):
+            raise TypeError("a secret's value is a string")
+        version = uuid.uuid4().hex
+        with self._lock:
+            self._vault.setdefault((vault.lower(), name.lower()), []).append(
+                (version, value, int(time.time()))
+            )
+        return f"https://{vault.lower()}.vault.azure.net/secrets/{name}"
+
+    def secret_versions(self, name: str, *, vault: str = DEFAULT_VAULT) -> list[str]:
+        """The versions of a secret, oldest first."""
+        with self._lock:
+            return [v[0] for v in self._vault.get((vault.lower(), name.lower()), [])]
 
     # -- the shared control API --------------------------------------------------------------
 
@@ -444,6 +487,8 @@ class AzureMLEmulator(EmulatorBase):
         ("GET", _HISTORY + r"/details", "GetRunDetails", "_run_details"),
         ("GET", _HISTORY, "GetRun", "_get_run"),
         ("GET", r"/_logs/(?P<job>[^/]+)/(?P<file>.+)", "GetLogFile", "_log_file"),
+        ("GET", r"/keyvault/(?P<vault>[^/]+)/secrets/(?P<name>[^/]+)(?:/(?P<version>[^/]+))?/?",
+         "GetSecret", "_get_secret"),
     )
 
     def _route(self, method: str, path: str) -> tuple[str, Any, re.Match[str] | None]:
@@ -458,8 +503,11 @@ class AzureMLEmulator(EmulatorBase):
     # -- handlers -------------------------------------------------------------------------
 
     def _token(self, _m: Any, query: dict[str, str], headers: dict[str, str], _b: Any) -> Answer:
-        if headers.get("x-identity-header") != self.identity_header:
-            raise ApiError(401, "Unauthorized", "wrong or missing X-IDENTITY-HEADER")
+        # App Service style (X-IDENTITY-HEADER, the client's) or Azure ML compute style
+        # (the ``secret`` header, MSI_SECRET, what jobs get).
+        given = headers.get("x-identity-header") or headers.get("secret")
+        if given != self.identity_header:
+            raise ApiError(401, "Unauthorized", "wrong or missing X-IDENTITY-HEADER or secret")
         resource = query.get("resource", "")
         expires = int(time.time()) + 3600
         token = {
@@ -753,6 +801,11 @@ class AzureMLEmulator(EmulatorBase):
 
     def _service_env(self) -> dict[str, str]:
         env = {
+            # The compute's managed identity, as Azure ML provides it to a job.
+            "MSI_ENDPOINT": self.endpoint_url + "/msi/token",
+            "MSI_SECRET": self.identity_header,
+            "REQUESTS_CA_BUNDLE": str(self.cert_path),
+            KEYVAULT_ENDPOINT_ENV: self.keyvault_endpoint,
             "AZUREML_ARM_SUBSCRIPTION": self.subscription_id,
             "AZUREML_ARM_RESOURCEGROUP": self.resource_group,
             "AZUREML_ARM_WORKSPACE_NAME": self.workspace,
@@ -863,6 +916,44 @@ class AzureMLEmulator(EmulatorBase):
         }
         return 200, details, []
 
+    def _get_secret(
+        self, match: re.Match[str], query: dict[str, str], headers: dict[str, str], _b: Any
+    ) -> Answer:
+        vault, name, version = match.group("vault"), match.group("name"), match.group("version")
+        if not query.get("api-version"):
+            raise ApiError(400, "MissingApiVersionParameter",
+                           "The api-version query parameter (?api-version=) is required for "
+                           f"all requests; this vault serves {KEYVAULT_API_VERSION}.")
+        audience = _token_audience(headers.get("authorization", ""))
+        if audience is None or not audience.rstrip("/").startswith("https://vault."):
+            challenge = (
+                f'Bearer authorization="{self.endpoint_url}/{self.tenant_id}", '
+                'resource="https://vault.azure.net"'
+            )
+            raise ApiError(401, "Unauthorized",
+                           "AKV10000: Request is missing a Bearer or PoP token for Key Vault.",
+                           headers=[("WWW-Authenticate", challenge)])
+        with self._lock:
+            versions = list(self._vault.get((vault.lower(), name.lower()), []))
+        if version is not None:
+            versions = [entry for entry in versions if entry[0] == version.lower()]
+        if not versions:
+            shown = f"{name}/{version}" if version else name
+            raise ApiError(404, "SecretNotFound",
+                           f"A secret with (name/id) {shown} was not found in this key vault.")
+        found, value, created = versions[-1]
+        return 200, {
+            "value": value,
+            "id": f"https://{vault.lower()}.vault.azure.net/secrets/{name}/{found}",
+            "attributes": {
+                "enabled": True,
+                "created": created,
+                "updated": created,
+                "recoveryLevel": "Recoverable+Purgeable",
+            },
+            "tags": {},
+        }, []
+
     def _log_file(self, match: re.Match[str], _q: Any, headers: dict[str, str], _b: Any) -> Answer:
         job = self.jobs.get(match.group("job"))
         data = job.log_bytes(match.group("file")) if job else None
@@ -883,6 +974,21 @@ class AzureMLEmulator(EmulatorBase):
             )
         end = min(end, len(data) - 1)
         return 206, data[start : end + 1], [("Content-Range", f"bytes {start}-{end}/{len(data)}")]
+
+
+def _token_audience(authorization: str) -> str | None:
+    """The ``aud`` claim of a bearer token (emulator tokens are unsigned JWTs)."""
+    if not authorization.startswith("Bearer "):
+        return None
+    parts = authorization[len("Bearer "):].split(".")
+    if len(parts) < 2:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        return None
+    audience = claims.get("aud") if isinstance(claims, dict) else None
+    return audience if isinstance(audience, str) else None
 
 
 def _invalid(message: str, inner: str = "ValidationError") -> ApiError:
