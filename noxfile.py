@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, typecheck, demo, build.
+"""Developer sessions: tests, lint, typecheck, demo, build, bench, chaos.
 
 python3 -m pip install nox && python3 -m nox -s tests
 """
@@ -91,6 +91,17 @@ def demo(session: nox.Session) -> None:
     for package in PACKAGES:
         if _package_extras(package):
             session.run("python", "examples/on_emulator.py", package.name, env=_azurite(session))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory against the targets and the official SDKs; writes BENCHMARKS.md.
+
+    ``nox -s bench -- --quick`` is a 2-minute smoke run; the full run takes about 20 minutes
+    (plus a one-time ~1 GB install of the SageMaker Python SDK into benchmarks/.venvs/).
+    """
+    _install_workspace(session)
+    session.run("python", "benchmarks/run.py", *session.posargs, env=_azurite(session))
 
 
 @nox.session

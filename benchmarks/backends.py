@@ -53,7 +53,7 @@ class Backend:
         sleep: Sleep = DEFAULT_SLEEP,
         poll_policy: PollPolicy | None = None,
     ) -> StepOperator:
-        """A fresh operator of this flavor pointed at the emulator (its clients are reused)."""
+        """A fresh operator of this flavor pointed at the emulator (Azure ML ones share clients)."""
         flavor = get_flavor(self.flavor)
         config = flavor.validate_config(self.fields)
         if self.flavor == "azureml":

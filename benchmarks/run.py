@@ -120,7 +120,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--fanout-steps", type=int, help="concurrent steps (full: 1000)")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only rewrite the report from saved results"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        args.output.write_text(report.render(json.loads(args.render.read_text())))
+        return
     plan = QUICK if args.quick else FULL
     if args.payload_mib:
         plan = Plan(**{**plan.__dict__, "payload_mib": args.payload_mib})

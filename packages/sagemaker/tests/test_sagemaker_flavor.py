@@ -320,3 +320,21 @@ def test_a_throttling_storm_slows_the_launch_down_but_creates_one_job(
     ]
     assert names == [step.job_name(max_length=63)]
     assert operator.get_status(operator.find_job(step)).state is JobState.SUCCEEDED  # type: ignore[arg-type]
+
+
+def test_a_quota_refusal_at_create_is_a_quota_failure(
+    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steplift.errors import StepFailed
+    from steplift.testing.emulation import Faults
+
+    operator = make_operator(scripted, monkeypatch)
+    scripted.set_faults(Faults(refuse_create="quota"))
+    try:
+        with pytest.raises(StepFailed) as caught:
+            operator.submit(info("quota"), ["python"], {})
+    finally:
+        scripted.set_faults(Faults())
+    assert caught.value.failure_kind is FailureKind.QUOTA
+    assert "service limit" in str(caught.value)
+    assert operator.find_job(info("quota")) is None

@@ -17,7 +17,6 @@ from typing import Any
 from steplift.errors import ConfigError, StepFailed
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import StepOperator, StepOperatorConfig
-from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore
 from steplift_azureml.config import AzureMLStepOperatorConfig
@@ -91,7 +90,6 @@ def _retry_after(error: Any) -> float | None:
 class AzureMLStepOperator(StepOperator):
     """Runs step attempts as Azure ML command jobs through ``azure-ai-ml``."""
 
-    default_poll_policy = PollPolicy(initial=2.0, factor=1.5, maximum=30.0)
     cancel_wait: float = 5.0
     """Seconds to wait for the service to accept a cancel request."""
 

@@ -18,11 +18,16 @@ DEFAULT_SLEEP: Sleep = time.sleep
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Delays between status polls: ``initial``, then times ``factor``, never over ``maximum``."""
+    """Delays between status polls: ``initial``, then times ``factor``, never over ``maximum``.
 
-    initial: float = 0.5
-    factor: float = 1.5
-    maximum: float = 20.0
+    The default asks at 0, 1, 3, 7, 15, 31, 61 s, then every 30 s: after the first minute a
+    job costs at most one control-plane call per 30 s, while the launcher's result-record
+    signal (checked between polls) keeps the completion lag low.
+    """
+
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 30.0
 
     def __post_init__(self) -> None:
         if self.initial <= 0:

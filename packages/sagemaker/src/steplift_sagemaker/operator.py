@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
-from steplift.errors import ConfigError
+from steplift.errors import ConfigError, StepFailed
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import StepOperator, StepOperatorConfig
-from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, join_uri
 from steplift_sagemaker.clients import make_client
@@ -106,7 +106,6 @@ def status_from_description(description: dict[str, Any]) -> JobStatus:
 class SageMakerStepOperator(StepOperator):
     """Runs each step attempt as a SageMaker training job."""
 
-    default_poll_policy = PollPolicy(initial=1.0, factor=1.5, maximum=30.0)
 
     def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -116,13 +115,15 @@ class SageMakerStepOperator(StepOperator):
             )
         self.sm_config = config
         self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self._store = S3ArtifactStore(lambda: self.client("s3"))
 
     def client(self, service: str) -> Any:
-        """The boto3 client of ``service`` (sagemaker, s3, logs), created on first use."""
-        if service not in self._clients:
-            self._clients[service] = make_client(service, self.sm_config)
-        return self._clients[service]
+        """The boto3 client of ``service`` (sagemaker, s3, logs), created once, on first use."""
+        with self._clients_lock:  # concurrent launches share one operator
+            if service not in self._clients:
+                self._clients[service] = make_client(service, self.sm_config)
+            return self._clients[service]
 
     @property
     def flavor(self) -> str:
@@ -269,6 +270,13 @@ class SageMakerStepOperator(StepOperator):
             response = sagemaker.create_training_job(**request)
         except sagemaker.exceptions.ResourceInUse:
             return self._handle(request["TrainingJobName"])
+        except sagemaker.exceptions.ResourceLimitExceeded as error:
+            message = error.response.get("Error", {}).get("Message", str(error))
+            raise StepFailed(
+                f"SageMaker refused the job: {message}",
+                failure_kind=FailureKind.QUOTA,
+                provider_state="ResourceLimitExceeded",
+            ) from None
         return self._handle(request["TrainingJobName"], response.get("TrainingJobArn"))
 
     def _describe(self, name: str) -> dict[str, Any] | None:

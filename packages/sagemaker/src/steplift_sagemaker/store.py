@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -36,13 +37,15 @@ class S3ArtifactStore:
     def __init__(self, client_factory: Callable[[], S3Client] | None = None) -> None:
         self._factory = client_factory or _default_client
         self._client: S3Client | None = None
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> S3Client:
-        """The S3 client, created on first use."""
-        if self._client is None:
-            self._client = self._factory()
-        return self._client
+        """The S3 client, created once, on first use."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
 
     def put(self, uri: str, data: bytes) -> None:
         bucket, key = split_s3_uri(uri)

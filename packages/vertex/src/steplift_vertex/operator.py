@@ -106,7 +106,6 @@ def rpc_status(error: BaseException) -> str | None:
 class VertexStepOperator(StepOperator):
     """Runs each step attempt as a Vertex AI CustomJob; artifacts live in Cloud Storage."""
 
-    default_poll_policy = PollPolicy(initial=2.0, factor=1.5, maximum=30.0)
     transport_retry: ClassVar[RetrySettings] = RetrySettings()
     create_attempts: ClassVar[int] = 5
     """Creates tried (each after checking the previous one did not go through)."""
