@@ -338,3 +338,14 @@ def test_a_quota_refusal_at_create_is_a_quota_failure(
     assert caught.value.failure_kind is FailureKind.QUOTA
     assert "service limit" in str(caught.value)
     assert operator.find_job(info("quota")) is None
+
+
+def test_credentials_stay_out_of_the_run_index() -> None:
+    flavor = SageMakerFlavor()
+    config = flavor.validate_config(
+        {**BASE, "aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "very-secret"}
+    )
+    portable = flavor.create(config).portable_config()
+    assert "aws_access_key_id" not in portable and "aws_secret_access_key" not in portable
+    assert "very-secret" not in json.dumps(portable)
+    assert flavor.validate_config(portable) is not None  # still rebuilds an operator

@@ -129,6 +129,14 @@ class SageMakerStepOperator(StepOperator):
     def flavor(self) -> str:
         return "sagemaker"
 
+    def portable_config(self) -> dict[str, Any]:
+        # The run index is plain JSON on disk: keys stay out of it; `steplift status` and
+        # friends then find credentials the usual boto3 way (profile, environment, role).
+        config = super().portable_config()
+        config.pop("aws_access_key_id", None)
+        config.pop("aws_secret_access_key", None)
+        return config
+
     def warm_up(self) -> None:
         for service in ("sagemaker", "s3", "logs"):
             self.client(service)
