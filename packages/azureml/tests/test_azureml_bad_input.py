@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from steplift.errors import ConfigError
-from steplift.models import Resources, StepRunInfo
-from steplift.registry import get_flavor
+from steplift.models import StepRunInfo
+from steplift.operator import StepOperator
+from steplift.testing.properties import VALUES, check_operator_table
 from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.operator import AzureMLStepOperator
 
 GOOD = {
     "subscription_id": "00000000-0000-0000-0000-000000000000",
@@ -23,12 +24,6 @@ GOOD = {
     "image": "python:3.11",
     "instance_type": "Standard_DS3_v2",
 }
-scalars = st.none() | st.booleans() | st.integers(-5, 10**6) | st.text(max_size=30)
-values = (
-    scalars
-    | st.lists(scalars, max_size=3)
-    | st.dictionaries(st.text(max_size=10), scalars, max_size=3)
-)
 keys = st.sampled_from(
     [
         *GOOD,
@@ -59,31 +54,19 @@ def emulator() -> Iterator[AzureMLEmulator]:
         yield running
 
 
+def build(operator: StepOperator, info: StepRunInfo) -> object:
+    assert isinstance(operator, AzureMLStepOperator)
+    return operator.build_job(info, ["python", "-m", "x"], operator.job_environment(info))
+
+
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(keys, values, max_size=4), gpus)
+@given(st.dictionaries(keys, VALUES, max_size=4), gpus)
 @example({}, None)  # the good table itself reaches the request builder
 @example({}, "A100:8")
 def test_any_table_is_accepted_or_refused_without_an_api_call(
     emulator: AzureMLEmulator, changes: dict[str, Any], gpu: str | None
 ) -> None:
     before = len(emulator.requests.list())
-    flavor = get_flavor("azureml")
-    try:
-        config = flavor.validate_config({**GOOD, **changes}, file="steplift.toml", operator="az")
-    except ConfigError as error:
-        assert error.field and "\n" not in str(error)
-        assert str(error).startswith("steplift.toml: operator 'az': field ")
-    else:
-        operator = flavor.create(config)
-        info = StepRunInfo(
-            pipeline="p",
-            run="r",
-            step="s",
-            artifact_uri="azureblob://mystorage/steplift/root/1",
-            resources=Resources(gpu=gpu) if gpu else Resources(),
-        )
-        try:
-            operator.build_job(info, ["python", "-m", "x"], operator.job_environment(info))  # type: ignore[attr-defined]
-        except ConfigError as error:
-            assert error.field and "\n" not in str(error)
+    uri = "azureblob://mystorage/steplift/root/1"
+    check_operator_table("azureml", {**GOOD, **changes}, gpu=gpu, artifact_uri=uri, build=build)
     assert len(emulator.requests.list()) == before

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from steplift.errors import ConfigError
-from steplift.models import Resources, StepRunInfo
+from steplift.models import StepRunInfo
+from steplift.operator import StepOperator
+from steplift.testing.properties import VALUES, check_operator_table
 from steplift_sagemaker.emulator import SageMakerEmulator
-from steplift_sagemaker.flavor import SageMakerFlavor
 from steplift_sagemaker.operator import SageMakerStepOperator
 
 GOOD = {
@@ -22,34 +22,12 @@ GOOD = {
     "image": "img",
     "bucket": "s3://bucket-1/p",
 }
-scalars = st.none() | st.booleans() | st.integers(-5, 10**6) | st.text(max_size=30)
-values = (
-    scalars
-    | st.lists(scalars, max_size=3)
-    | st.dictionaries(st.text(max_size=10), scalars, max_size=3)
-)
 keys = st.sampled_from(
-    [
-        *GOOD,
-        "instance_type",
-        "gpu",
-        "instance_count",
-        "volume_size_gb",
-        "spot",
-        "max_wait",
-        "max_runtime",
-        "keep_alive",
-        "subnets",
-        "security_group_ids",
-        "kms_key",
-        "tags",
-        "environment",
-        "checkpoint_s3_uri",
-        "aws_access_key_id",
-        "unknown",
-    ]
-)
-gpus = st.sampled_from(["T4:1", "A10G:3", "A100:8", "H100:2", "Z1:1", "bad", None])
+    [*GOOD, "instance_type", "gpu", "instance_count", "volume_size_gb", "spot", "max_wait",
+     "max_runtime", "keep_alive", "subnets", "security_group_ids", "kms_key", "tags",
+     "environment", "checkpoint_s3_uri", "aws_access_key_id", "secrets", "unknown"]
+)  # fmt: skip
+gpus = st.sampled_from(["T4:1", "A10G:3", "A100:8", "H100:2", None])
 
 
 @pytest.fixture(scope="module")
@@ -58,39 +36,24 @@ def emulator() -> Iterator[SageMakerEmulator]:
         yield running
 
 
-@settings(
-    max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
-)
-@given(st.dictionaries(keys, values, max_size=4), gpus)
+def build(operator: StepOperator, info: StepRunInfo) -> object:
+    assert isinstance(operator, SageMakerStepOperator)
+    return operator.create_request(info, ["python", "-m", "x"], operator.job_environment(info))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(keys, VALUES, max_size=4), gpus)
+@example({}, None)  # the good table itself reaches the request builder
+@example({}, "A10G:1")
 def test_any_table_is_accepted_or_refused_without_an_api_call(
     emulator: SageMakerEmulator, changes: dict[str, Any], gpu: str | None
 ) -> None:
     before = len(emulator.requests.list())
-    fields = {**GOOD, **changes}
-    flavor = SageMakerFlavor()
-    try:
-        config = flavor.validate_config(fields, file="steplift.toml", operator="gpu")
-    except ConfigError as error:
-        assert error.field and "\n" not in str(error)
-        assert str(error).startswith("steplift.toml: operator 'gpu': field ")
-    else:
-        operator = flavor.create(config)
-        assert isinstance(operator, SageMakerStepOperator)
-        info = StepRunInfo(
-            pipeline="p",
-            run="r",
-            step="s",
-            artifact_uri="s3://bucket-1/p/p/r/s/1",
-            resources=Resources(gpu=gpu)
-            if gpu and ":" in gpu and not gpu.startswith("Z")
-            else Resources(),
-        )
-        try:
-            request = operator.create_request(
-                info, ["python", "-m", "x"], operator.job_environment(info)
-            )
-        except ConfigError as error:
-            assert error.field
-        else:
-            assert request["TrainingJobName"] == info.job_name(max_length=63)
+    check_operator_table(
+        "sagemaker",
+        {**GOOD, **changes},
+        gpu=gpu,
+        artifact_uri="s3://bucket-1/p/p/r/s/1",
+        build=build,
+    )
     assert len(emulator.requests.list()) == before

@@ -10,18 +10,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from steplift.errors import ConfigError
-from steplift.models import Resources, StepRunInfo
-from steplift.registry import get_flavor
+from steplift.models import StepRunInfo
+from steplift.operator import StepOperator
+from steplift.testing.properties import VALUES, check_operator_table
 from steplift_vertex.emulator.server import VertexEmulator
+from steplift_vertex.operator import VertexStepOperator
 
 GOOD = {"project": "my-project", "image": "img", "staging_bucket": "gs://bkt/x"}
-scalars = st.none() | st.booleans() | st.integers(-5, 10**6) | st.text(max_size=30)
-values = (
-    scalars
-    | st.lists(scalars, max_size=3)
-    | st.dictionaries(st.text(max_size=10), scalars, max_size=3)
-)
 keys = st.sampled_from(
     [
         *GOOD,
@@ -52,31 +47,20 @@ def emulator() -> Iterator[VertexEmulator]:
         yield running
 
 
+def build(operator: StepOperator, info: StepRunInfo) -> object:
+    assert isinstance(operator, VertexStepOperator)
+    return operator.job_fields(info, ["python", "-m", "x"], operator.job_environment(info))
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(keys, values, max_size=4), gpus)
+@given(st.dictionaries(keys, VALUES, max_size=4), gpus)
 @example({}, None)  # the good table itself reaches the request builder
 @example({}, "A100:8")
 def test_any_table_is_accepted_or_refused_without_an_api_call(
     emulator: VertexEmulator, changes: dict[str, Any], gpu: str | None
 ) -> None:
     before = len(emulator.requests.list())
-    flavor = get_flavor("vertex")
-    try:
-        config = flavor.validate_config({**GOOD, **changes}, file="steplift.toml", operator="gcp")
-    except ConfigError as error:
-        assert error.field and "\n" not in str(error)
-        assert str(error).startswith("steplift.toml: operator 'gcp': field ")
-    else:
-        operator = flavor.create(config)
-        info = StepRunInfo(
-            pipeline="p",
-            run="r",
-            step="s",
-            artifact_uri="gs://bkt/x/p/r/s/1",
-            resources=Resources(gpu=gpu) if gpu else Resources(),
-        )
-        try:
-            operator.job_fields(info, ["python", "-m", "x"], operator.job_environment(info))  # type: ignore[attr-defined]
-        except ConfigError as error:
-            assert error.field and "\n" not in str(error)
+    check_operator_table(
+        "vertex", {**GOOD, **changes}, gpu=gpu, artifact_uri="gs://bkt/x/p/r/s/1", build=build
+    )
     assert len(emulator.requests.list()) == before
