@@ -168,3 +168,43 @@ def test_a_command_step_records_its_exit_code(launcher: StepLauncher) -> None:
     ok = StepSpec.for_command(["python", "-c", "print('fine')"])
     assert launcher.run(ok, run=Run("cmd"), step="ok", options=StepOptions()) == 0
     assert os.environ.get("STEPLIFT_JOB_RUN") is None  # job variables stay in the job
+
+
+def test_a_signal_to_the_entrypoint_reaches_the_command(
+    launcher: StepLauncher, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from steplift.testing.processes import read_until
+
+    marker = tmp_path / "stopped"
+    script = (
+        "import pathlib, signal, sys, time\n"
+        f"stop = lambda *_: (pathlib.Path({str(marker)!r}).touch(), sys.exit(3))\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    spec = StepSpec.for_command(["python", "-c", script])
+    info = launcher.step_info(run=Run("sig"), step="c", attempt=1, options=StepOptions())
+    uri, sha = launcher.prepare(spec, info)
+    arguments = StepEntrypointConfiguration.get_entrypoint_arguments(
+        execution_info_uri=uri, execution_info_sha256=sha
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "steplift.entrypoint", *arguments], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        read_until(process.stdout, "ready")
+        process.send_signal(signal.SIGTERM)  # only the entrypoint, as a container stop does
+        assert process.wait(timeout=30) == 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+    assert marker.exists()

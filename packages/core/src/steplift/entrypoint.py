@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import subprocess
 import sys
 import traceback
+from types import FrameType
 from typing import Any
 
 from steplift.errors import ConfigError
@@ -81,7 +83,7 @@ class StepEntrypointConfiguration:
         if command and command[0] in ("python", "python3"):
             command[0] = sys.executable
         try:
-            code = subprocess.call(command)
+            code = _run_forwarding_signals(command)
         except OSError as error:
             print(f"steplift: could not start {command[0]!r}: {error}", file=sys.stderr, flush=True)
             record = ResultRecord(
@@ -131,6 +133,24 @@ class StepEntrypointConfiguration:
         record = ResultRecord(status="succeeded", output=output)
         store.put(info.result_uri, record.model_dump_json().encode())
         return 0
+
+
+def _run_forwarding_signals(command: list[str]) -> int:
+    """Run ``command``; a SIGTERM or SIGINT to this process is passed on to it.
+
+    On a cloud, stopping a job signals the container's first process only: this one.
+    """
+    process = subprocess.Popen(command)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def resolve_step(reference: str) -> Any:
