@@ -33,6 +33,7 @@ from steplift.testing.emulation import (
     ControlAPI,
     EmulatorBase,
     EmulatorMode,
+    LocalServer,
     ScriptStep,
     StartResponse,
 )
@@ -47,7 +48,6 @@ from steplift_azureml.emulator.jobs import (
     error_body,
     job_environment,
 )
-from steplift_azureml.emulator.server import LocalServer
 from steplift_azureml.keyvault import API_VERSION as KEYVAULT_API_VERSION
 from steplift_azureml.keyvault import ENDPOINT_ENV as KEYVAULT_ENDPOINT_ENV
 from steplift_azureml.resources import vm_size
@@ -127,15 +127,26 @@ def parse_duration(value: str) -> float:
     if not match or value in ("P", "PT"):
         raise ValueError(f"not an ISO 8601 duration: {value!r}")
     days, hours, minutes, seconds = match.groups()
-    return (
-        int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60
-    ) + float(seconds or 0)
+    return (int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60) + float(
+        seconds or 0
+    )
 
 
-_REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 206: "Partial Content",
-            400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict",
-            416: "Range Not Satisfiable", 429: "Too Many Requests",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    206: "Partial Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    409: "Conflict",
+    416: "Range Not Satisfiable",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class AzureMLEmulator(EmulatorBase):
@@ -208,10 +219,11 @@ class AzureMLEmulator(EmulatorBase):
                 self._azurite = Azurite().start()
                 self._owns_azurite = True
             app = ControlAPI(self, self._app)
-            self._server = LocalServer(app, self.port, cert=(self.cert_path, key_path))
-            self._server.start()
+            cert = (self.cert_path, key_path)
+            self._server = LocalServer(app, self.port, cert=cert, name="azureml-emulator").start()
             if self._control_port is not None:
-                self._control = LocalServer(ControlAPI(self, _not_found), self._control_port)
+                control = ControlAPI(self, _not_found)
+                self._control = LocalServer(control, self._control_port, name="azureml-control")
                 self._control.start()
         except BaseException:
             self.stop()
@@ -360,7 +372,8 @@ class AzureMLEmulator(EmulatorBase):
             job.set_status(
                 "Failed",
                 error_body(
-                    "ServiceError", "The low-priority node running the job was preempted.",
+                    "ServiceError",
+                    "The low-priority node running the job was preempted.",
                     "JobPreempted",
                 ),
             )
@@ -429,7 +442,9 @@ class AzureMLEmulator(EmulatorBase):
                 fault = self.decide_fault(operation)
                 if fault == "throttle":
                     raise ApiError(
-                        429, "TooManyRequests", "Rate limit exceeded; retry later.",
+                        429,
+                        "TooManyRequests",
+                        "Rate limit exceeded; retry later.",
                         headers=self._retry_after(),
                     )
                 if fault == "error":
@@ -464,7 +479,9 @@ class AzureMLEmulator(EmulatorBase):
         auth = headers.get("authorization", "")
         if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
             raise ApiError(
-                401, "AuthenticationFailed", "Authentication failed: no bearer token.",
+                401,
+                "AuthenticationFailed",
+                "Authentication failed: no bearer token.",
                 headers=[("WWW-Authenticate", 'Bearer authorization_uri="emulator"')],
             )
 
@@ -474,10 +491,18 @@ class AzureMLEmulator(EmulatorBase):
         ("GET", r"/metadata/endpoints", "GetMetadata", "_metadata"),
         ("GET", r"/discovery", "Discovery", "_discovery"),
         ("GET", _WS, "GetWorkspace", "_get_workspace"),
-        ("PUT", _WS + r"/environments/(?P<env>[^/]+)/versions/(?P<version>[^/]+)",
-         "CreateOrUpdateEnvironmentVersion", "_put_environment"),
-        ("GET", _WS + r"/environments/(?P<env>[^/]+)/versions/(?P<version>[^/]+)",
-         "GetEnvironmentVersion", "_get_environment"),
+        (
+            "PUT",
+            _WS + r"/environments/(?P<env>[^/]+)/versions/(?P<version>[^/]+)",
+            "CreateOrUpdateEnvironmentVersion",
+            "_put_environment",
+        ),
+        (
+            "GET",
+            _WS + r"/environments/(?P<env>[^/]+)/versions/(?P<version>[^/]+)",
+            "GetEnvironmentVersion",
+            "_get_environment",
+        ),
         ("GET", _WS + r"/computes/(?P<compute>[^/]+)", "GetCompute", "_get_compute"),
         ("PUT", _WS + r"/jobs/(?P<job>[^/]+)", "CreateOrUpdateJob", "_put_job"),
         ("GET", _WS + r"/jobs/(?P<job>[^/]+)", "GetJob", "_get_job"),
@@ -487,8 +512,12 @@ class AzureMLEmulator(EmulatorBase):
         ("GET", _HISTORY + r"/details", "GetRunDetails", "_run_details"),
         ("GET", _HISTORY, "GetRun", "_get_run"),
         ("GET", r"/_logs/(?P<job>[^/]+)/(?P<file>.+)", "GetLogFile", "_log_file"),
-        ("GET", r"/keyvault/(?P<vault>[^/]+)/secrets/(?P<name>[^/]+)(?:/(?P<version>[^/]+))?/?",
-         "GetSecret", "_get_secret"),
+        (
+            "GET",
+            r"/keyvault/(?P<vault>[^/]+)/secrets/(?P<name>[^/]+)(?:/(?P<version>[^/]+))?/?",
+            "GetSecret",
+            "_get_secret",
+        ),
     )
 
     def _route(self, method: str, path: str) -> tuple[str, Any, re.Match[str] | None]:
@@ -521,6 +550,7 @@ class AzureMLEmulator(EmulatorBase):
 
     def _access_token(self, resource: str, expires: int) -> str:
         """An unsigned JWT with the claims clients read (the SDK decodes ``tid``)."""
+
         def part(data: dict[str, Any]) -> str:
             raw = json.dumps(data, separators=(",", ":")).encode()
             return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -537,18 +567,34 @@ class AzureMLEmulator(EmulatorBase):
 
     def _metadata(self, *_args: Any) -> Answer:
         base = self.endpoint_url
-        return 200, [{
-            "name": "StepliftEmulator",
-            "resourceManager": base + "/",
-            "portal": base + "/",
-            "authentication": {"loginEndpoint": base + "/", "audiences": [base + "/"]},
-            "suffixes": {"storage": "core.windows.net"},
-        }], []
+        return (
+            200,
+            [
+                {
+                    "name": "StepliftEmulator",
+                    "resourceManager": base + "/",
+                    "portal": base + "/",
+                    "authentication": {"loginEndpoint": base + "/", "audiences": [base + "/"]},
+                    "suffixes": {"storage": "core.windows.net"},
+                }
+            ],
+            [],
+        )
 
     def _discovery(self, *_args: Any) -> Answer:
         base = self.endpoint_url
-        keys = ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive",
-                "labeling", "modelmanagement", "pipelines", "studio")
+        keys = (
+            "api",
+            "catalog",
+            "experimentation",
+            "gallery",
+            "history",
+            "hyperdrive",
+            "labeling",
+            "modelmanagement",
+            "pipelines",
+            "studio",
+        )
         return 200, {key: base for key in keys}, []
 
     def _check_workspace(self, match: re.Match[str]) -> str:
@@ -559,7 +605,8 @@ class AzureMLEmulator(EmulatorBase):
             raise ApiError(404, "ResourceGroupNotFound", f"Resource group '{rg}' was not found.")
         if ws.lower() != self.workspace.lower():
             raise ApiError(
-                404, "ResourceNotFound",
+                404,
+                "ResourceNotFound",
                 f"The Resource 'Microsoft.MachineLearningServices/workspaces/{ws}' under "
                 f"resource group '{rg}' was not found.",
             )
@@ -574,34 +621,40 @@ class AzureMLEmulator(EmulatorBase):
     def _get_workspace(self, match: re.Match[str], *_args: Any) -> Answer:
         workspace_id = self._check_workspace(match)
         base = self.endpoint_url
-        return 200, {
-            "id": workspace_id,
-            "name": self.workspace,
-            "type": "Microsoft.MachineLearningServices/workspaces",
-            "location": "westeurope",
-            "kind": "Default",
-            "sku": {"name": "Basic", "tier": "Basic"},
-            "identity": {"type": "SystemAssigned"},
-            "properties": {
-                "friendlyName": self.workspace,
-                "workspaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, workspace_id)),
-                "discoveryUrl": base + "/discovery",
-                "mlFlowTrackingUri": "azureml://westeurope.api.azureml.ms/mlflow/v1.0"
-                + workspace_id,
-                "provisioningState": "Succeeded",
-                "publicNetworkAccess": "Enabled",
+        return (
+            200,
+            {
+                "id": workspace_id,
+                "name": self.workspace,
+                "type": "Microsoft.MachineLearningServices/workspaces",
+                "location": "westeurope",
+                "kind": "Default",
+                "sku": {"name": "Basic", "tier": "Basic"},
+                "identity": {"type": "SystemAssigned"},
+                "properties": {
+                    "friendlyName": self.workspace,
+                    "workspaceId": str(uuid.uuid5(uuid.NAMESPACE_URL, workspace_id)),
+                    "discoveryUrl": base + "/discovery",
+                    "mlFlowTrackingUri": "azureml://westeurope.api.azureml.ms/mlflow/v1.0"
+                    + workspace_id,
+                    "provisioningState": "Succeeded",
+                    "publicNetworkAccess": "Enabled",
+                },
             },
-        }, []
+            [],
+        )
 
-    def _put_environment(
-        self, match: re.Match[str], _q: Any, _h: Any, body: Any
-    ) -> Answer:
+    def _put_environment(self, match: re.Match[str], _q: Any, _h: Any, body: Any) -> Answer:
         workspace_id = self._check_workspace(match)
         name, version = match.group("env"), match.group("version")
         properties = (body or {}).get("properties") or {}
         if not properties.get("image") and not properties.get("build"):
-            raise ApiError(400, "UserError", "An environment needs an image or a build context.",
-                           "ValidationError")
+            raise ApiError(
+                400,
+                "UserError",
+                "An environment needs an image or a build context.",
+                "ValidationError",
+            )
         resource = {
             "id": f"{workspace_id}/environments/{name}/versions/{version}",
             "name": version,
@@ -625,21 +678,25 @@ class AzureMLEmulator(EmulatorBase):
         if compute is None:
             name = match.group("compute")
             raise ApiError(404, "ResourceNotFound", f"Compute '{name}' was not found.")
-        return 200, {
-            "id": f"{workspace_id}/computes/{compute.name}",
-            "name": compute.name,
-            "type": "Microsoft.MachineLearningServices/workspaces/computes",
-            "location": "westeurope",
-            "properties": {
-                "computeType": "AmlCompute",
-                "provisioningState": "Succeeded",
+        return (
+            200,
+            {
+                "id": f"{workspace_id}/computes/{compute.name}",
+                "name": compute.name,
+                "type": "Microsoft.MachineLearningServices/workspaces/computes",
+                "location": "westeurope",
                 "properties": {
-                    "vmSize": compute.vm_size,
-                    "vmPriority": "LowPriority" if compute.low_priority else "Dedicated",
-                    "scaleSettings": {"maxNodeCount": compute.max_nodes, "minNodeCount": 0},
+                    "computeType": "AmlCompute",
+                    "provisioningState": "Succeeded",
+                    "properties": {
+                        "vmSize": compute.vm_size,
+                        "vmPriority": "LowPriority" if compute.low_priority else "Dedicated",
+                        "scaleSettings": {"maxNodeCount": compute.max_nodes, "minNodeCount": 0},
+                    },
                 },
             },
-        }, []
+            [],
+        )
 
     def _validate_job(self, name: str, body: Any) -> tuple[dict[str, Any], bool, float | None, int]:
         if not JOB_NAME.match(name):
@@ -651,8 +708,12 @@ class AzureMLEmulator(EmulatorBase):
         if not isinstance(properties, dict):
             raise _invalid("The request body needs 'properties'.")
         if properties.get("jobType") != "Command":
-            raise ApiError(400, "UserError", f"The emulator runs Command jobs, not "
-                           f"{properties.get('jobType')!r}.", "ValidationError")
+            raise ApiError(
+                400,
+                "UserError",
+                f"The emulator runs Command jobs, not {properties.get('jobType')!r}.",
+                "ValidationError",
+            )
         if not str(properties.get("command") or "").strip():
             raise ApiError(400, "UserError", "A command job needs a command.", "ValidationError")
         environment_id = str(properties.get("environmentId") or "")
@@ -664,25 +725,35 @@ class AzureMLEmulator(EmulatorBase):
             and not environment_id.startswith("azureml://registries/")
             and (env_match.group(1), env_match.group(2)) not in self.environments
         ):
-                raise ApiError(404, "UserError", f"Environment {environment_id} was not found.",
-                               "NotFound")
+            raise ApiError(
+                404, "UserError", f"Environment {environment_id} was not found.", "NotFound"
+            )
         resources = properties.get("resources") or {}
         count = resources.get("instanceCount", 1)
         if not isinstance(count, int) or count < 1:
-            raise ApiError(400, "UserError", "resources.instanceCount must be 1 or more.",
-                           "ValidationError")
+            raise ApiError(
+                400, "UserError", "resources.instanceCount must be 1 or more.", "ValidationError"
+            )
         spot = False
         compute_id = properties.get("computeId")
         if compute_id:
             compute_name = str(compute_id).rstrip("/").rsplit("/", 1)[-1]
             compute = self.computes.get(compute_name.lower())
             if compute is None:
-                raise ApiError(400, "UserError", f"Compute '{compute_name}' was not found in "
-                               f"workspace '{self.workspace}'.", "ComputeNotFound")
+                raise ApiError(
+                    400,
+                    "UserError",
+                    f"Compute '{compute_name}' was not found in workspace '{self.workspace}'.",
+                    "ComputeNotFound",
+                )
             if count > compute.max_nodes:
-                raise ApiError(400, "UserError", f"instanceCount {count} exceeds the "
-                               f"{compute.max_nodes} nodes of cluster '{compute.name}'.",
-                               "ValidationError")
+                raise ApiError(
+                    400,
+                    "UserError",
+                    f"instanceCount {count} exceeds the "
+                    f"{compute.max_nodes} nodes of cluster '{compute.name}'.",
+                    "ValidationError",
+                )
             spot = compute.low_priority
         else:
             instance_type = resources.get("instanceType")
@@ -693,8 +764,13 @@ class AzureMLEmulator(EmulatorBase):
                     raise ApiError(400, "UserError", str(error), "InvalidVmSize") from None
         tier = (properties.get("queueSettings") or {}).get("jobTier")
         if tier is not None and tier not in ("Null", "Spot", "Basic", "Standard", "Premium"):
-            raise ApiError(400, "UserError", f"queueSettings.jobTier {tier!r} is not one of "
-                           "Null, Spot, Basic, Standard, Premium.", "ValidationError")
+            raise ApiError(
+                400,
+                "UserError",
+                f"queueSettings.jobTier {tier!r} is not one of "
+                "Null, Spot, Basic, Standard, Premium.",
+                "ValidationError",
+            )
         spot = spot or tier == "Spot"
         timeout: float | None = None
         limits = properties.get("limits") or {}
@@ -704,8 +780,9 @@ class AzureMLEmulator(EmulatorBase):
             except ValueError as error:
                 raise ApiError(400, "UserError", str(error), "ValidationError") from None
             if timeout <= 0:
-                raise ApiError(400, "UserError", "limits.timeout must be positive.",
-                               "ValidationError")
+                raise ApiError(
+                    400, "UserError", "limits.timeout must be positive.", "ValidationError"
+                )
         return properties, spot, timeout, count
 
     def _put_job(self, match: re.Match[str], _q: Any, _h: Any, body: Any) -> Answer:
@@ -714,18 +791,29 @@ class AzureMLEmulator(EmulatorBase):
         properties, spot, timeout, count = self._validate_job(name, body)
         with self._lock:
             if name in self.jobs:
-                raise ApiError(409, "UserError", f"A job named '{name}' already exists; a job's "
-                               "properties cannot be changed.", "JobAlreadyExists")
+                raise ApiError(
+                    409,
+                    "UserError",
+                    f"A job named '{name}' already exists; a job's properties cannot be changed.",
+                    "JobAlreadyExists",
+                )
             if self.faults.refuse_create == "quota":
-                raise ApiError(400, "UserError", "Not enough quota available for the requested "
-                               "VM size in this region (QuotaExceeded).", "QuotaExceeded")
+                raise ApiError(
+                    400,
+                    "UserError",
+                    "Not enough quota available for the requested "
+                    "VM size in this region (QuotaExceeded).",
+                    "QuotaExceeded",
+                )
             experiment = str(properties.get("experimentName") or "Default")
             stored = json.loads(json.dumps(body))
-            stored.update({
-                "id": f"{workspace_id}/jobs/{name}",
-                "name": name,
-                "type": "Microsoft.MachineLearningServices/workspaces/jobs",
-            })
+            stored.update(
+                {
+                    "id": f"{workspace_id}/jobs/{name}",
+                    "name": name,
+                    "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+                }
+            )
             job = EmulatedJob(name, stored, experiment, count, spot, timeout)
             job.command = self._mount_outputs(name, properties)
             self.jobs[name] = job
@@ -761,8 +849,10 @@ class AzureMLEmulator(EmulatorBase):
             spec = spec or {}
             kind = spec.get("jobOutputType")
             if kind not in ("uri_folder", "uri_file"):
-                raise _invalid(f"Output '{output}': the emulator mounts uri_folder/uri_file "
-                               f"outputs, not {kind!r}.")
+                raise _invalid(
+                    f"Output '{output}': the emulator mounts uri_folder/uri_file "
+                    f"outputs, not {kind!r}."
+                )
             uri = str(spec.get("uri") or "")
             if not uri:
                 folder = Path(self._tmp.name if self._tmp else ".", "jobs", name, "outputs", output)
@@ -777,8 +867,10 @@ class AzureMLEmulator(EmulatorBase):
             folders[output] = folder
         for reference in re.findall(r"\$\{\{\s*(\w+)\.(\w+)\s*\}\}", command):
             if reference[0] != "outputs" or reference[1] not in folders:
-                raise _invalid(f"The command refers to ${{{{{reference[0]}.{reference[1]}}}}}, "
-                               "which the job does not define.")
+                raise _invalid(
+                    f"The command refers to ${{{{{reference[0]}.{reference[1]}}}}}, "
+                    "which the job does not define."
+                )
         return re.sub(
             r"\$\{\{\s*outputs\.(\w+)\s*\}\}",
             lambda found: str(folders[found.group(1)]),
@@ -921,38 +1013,51 @@ class AzureMLEmulator(EmulatorBase):
     ) -> Answer:
         vault, name, version = match.group("vault"), match.group("name"), match.group("version")
         if not query.get("api-version"):
-            raise ApiError(400, "MissingApiVersionParameter",
-                           "The api-version query parameter (?api-version=) is required for "
-                           f"all requests; this vault serves {KEYVAULT_API_VERSION}.")
+            raise ApiError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for "
+                f"all requests; this vault serves {KEYVAULT_API_VERSION}.",
+            )
         audience = _token_audience(headers.get("authorization", ""))
         if audience is None or not audience.rstrip("/").startswith("https://vault."):
             challenge = (
                 f'Bearer authorization="{self.endpoint_url}/{self.tenant_id}", '
                 'resource="https://vault.azure.net"'
             )
-            raise ApiError(401, "Unauthorized",
-                           "AKV10000: Request is missing a Bearer or PoP token for Key Vault.",
-                           headers=[("WWW-Authenticate", challenge)])
+            raise ApiError(
+                401,
+                "Unauthorized",
+                "AKV10000: Request is missing a Bearer or PoP token for Key Vault.",
+                headers=[("WWW-Authenticate", challenge)],
+            )
         with self._lock:
             versions = list(self._vault.get((vault.lower(), name.lower()), []))
         if version is not None:
             versions = [entry for entry in versions if entry[0] == version.lower()]
         if not versions:
             shown = f"{name}/{version}" if version else name
-            raise ApiError(404, "SecretNotFound",
-                           f"A secret with (name/id) {shown} was not found in this key vault.")
+            raise ApiError(
+                404,
+                "SecretNotFound",
+                f"A secret with (name/id) {shown} was not found in this key vault.",
+            )
         found, value, created = versions[-1]
-        return 200, {
-            "value": value,
-            "id": f"https://{vault.lower()}.vault.azure.net/secrets/{name}/{found}",
-            "attributes": {
-                "enabled": True,
-                "created": created,
-                "updated": created,
-                "recoveryLevel": "Recoverable+Purgeable",
+        return (
+            200,
+            {
+                "value": value,
+                "id": f"https://{vault.lower()}.vault.azure.net/secrets/{name}/{found}",
+                "attributes": {
+                    "enabled": True,
+                    "created": created,
+                    "updated": created,
+                    "recoveryLevel": "Recoverable+Purgeable",
+                },
+                "tags": {},
             },
-            "tags": {},
-        }, []
+            [],
+        )
 
     def _log_file(self, match: re.Match[str], _q: Any, headers: dict[str, str], _b: Any) -> Answer:
         job = self.jobs.get(match.group("job"))
@@ -980,7 +1085,7 @@ def _token_audience(authorization: str) -> str | None:
     """The ``aud`` claim of a bearer token (emulator tokens are unsigned JWTs)."""
     if not authorization.startswith("Bearer "):
         return None
-    parts = authorization[len("Bearer "):].split(".")
+    parts = authorization[len("Bearer ") :].split(".")
     if len(parts) < 2:
         return None
     try:
@@ -997,6 +1102,7 @@ def _invalid(message: str, inner: str = "ValidationError") -> ApiError:
 
 def _not_found(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     data = b'{"error": {"code": "NotFound", "message": "control port: only /_steplift/"}}'
-    start_response("404 Not Found", [("Content-Type", "application/json"),
-                                     ("Content-Length", str(len(data)))])
+    start_response(
+        "404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
     return [data]

@@ -12,14 +12,18 @@ import json
 import logging
 import re
 import socket
-import socketserver
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from steplift.testing.emulation import ControlAPI, EmulatorBase, EmulatorMode, ScriptStep
+from steplift.testing.emulation import (
+    ControlAPI,
+    EmulatorBase,
+    EmulatorMode,
+    LocalServer,
+    ScriptStep,
+)
 from steplift_vertex.emulator.jobs import EmulatedJob, JobService
 from steplift_vertex.emulator.logbook import LogBook
 from steplift_vertex.emulator.secrets import (
@@ -65,19 +69,6 @@ _REASONS = {
 }
 
 
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = False
-    block_on_close = True  # server_close() joins the request threads
-
-
-class _QuietHandler(WSGIRequestHandler):
-    # Without this every small response waits ~40 ms for a delayed ACK (measured).
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("vertex emulator: " + format, *args)
-
-
 class VertexEmulator(EmulatorBase):
     """Vertex AI CustomJobs (+ Logging, + GCS) on 127.0.0.1.
 
@@ -108,8 +99,7 @@ class VertexEmulator(EmulatorBase):
         self.logbook = LogBook()
         self.jobs = JobService(mode, self, self.logbook.append, grace=stop_grace)
         self.secrets = SecretStore()
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
         self._gcs_server: Any = None
         self._gcs_url: str | None = None
 
@@ -120,7 +110,7 @@ class VertexEmulator(EmulatorBase):
         """http://127.0.0.1:PORT of the Vertex AI and Logging API."""
         if self._server is None:
             raise RuntimeError("the emulator is not running; call start() first")
-        return f"http://{HOST}:{self._server.server_port}"
+        return self._server.url
 
     @property
     def storage_url(self) -> str | None:
@@ -163,16 +153,7 @@ class VertexEmulator(EmulatorBase):
         if self.gcs:
             self._start_gcs()
         app = ControlAPI(self, self._app)
-        self._server = make_server(
-            HOST, self.port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
-        )
-        server = self._server
-        self._thread = threading.Thread(
-            target=lambda: server.serve_forever(poll_interval=0.05),
-            name="vertex-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = LocalServer(app, self.port, name="vertex-emulator").start()
         return self
 
     def _start_gcs(self) -> None:
@@ -197,12 +178,8 @@ class VertexEmulator(EmulatorBase):
         """End every job, stop serving (both servers) and join their threads."""
         self.jobs.shutdown()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(10.0)
+            self._server.stop()
             self._server = None
-            self._thread = None
         if self._gcs_server is not None:
             api_thread = self._gcs_server._api
             self._gcs_server.stop()
