@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "submit": "steplift.sdk",
     "run_command": "steplift.sdk",
     "checkpoint_dir": "steplift.sdk",
+    "distributed": "steplift.cluster",
+    "Distributed": "steplift.cluster",
     "StepFunction": "steplift.sdk",
     "StepHandle": "steplift.sdk",
     "run": "steplift.runs",
@@ -60,6 +62,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "checkpoint_dir",
+    "distributed",
+    "Distributed",
     "ArtifactStore",
     "ConfigError",
     "FailureKind",
@@ -109,6 +113,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from typing import Any
 
+    from steplift.cluster import Distributed, distributed
     from steplift.config import create_operator, load_config
     from steplift.errors import (
         ConfigError,

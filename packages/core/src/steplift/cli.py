@@ -46,7 +46,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--name", dest="run_name", help="run name (default: STEPLIFT_RUN or generated)"
     )
     run.add_argument("--step", help="step name within the run (default: from the command)")
-    run.add_argument("--gpu", help="GPU type and count, e.g. A10G:1")
+    run.add_argument("--gpu", help="GPU type and count per node, e.g. A100:8")
+    run.add_argument("--nodes", type=int, help="machines the job spans (default 1)")
+    run.add_argument(
+        "--processes-per-node",
+        help="processes started per node, a number or 'gpu' for one per GPU (default 1)",
+    )
     run.add_argument("--max-runtime", type=float, help="stop the job after this many seconds")
     run.add_argument("--max-queue-time", type=float, help="give up if not started by then (s)")
     run.add_argument("--retries", type=int, default=0, help="retry preempted/capacity failures")
@@ -107,10 +112,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not command:
         raise _usage("run needs a command after --, e.g. steplift run -- python train.py")
     environment = _parse_env(args.env)
-    resources = {"gpu": args.gpu} if args.gpu else None
+    resources: dict[str, object] = {
+        key: value
+        for key, value in (
+            ("gpu", args.gpu),
+            ("nodes", args.nodes),
+            ("processes_per_node", args.processes_per_node),
+        )
+        if value is not None
+    }
     # Everything is validated before anything is printed or submitted.
     make_options(
-        resources=resources,
+        resources=resources or None,
         max_runtime=args.max_runtime,
         max_queue_time=args.max_queue_time,
         retries=args.retries,
@@ -122,7 +135,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         err.print(
             f"[yellow]steplift: the local flavor has no GPU scheduling; {args.gpu} is ignored[/]"
         )
-    run = resolve_run(args.run_name)
     err.print(
         f"[bold]steplift[/] run [bold]{_escape(run.name)}[/] on operator {_escape(operator.name)}"
     )
@@ -131,7 +143,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         operator=operator,
         run=run,
         name=args.step,
-        resources=resources,
+        resources=resources or None,
         max_runtime=args.max_runtime,
         max_queue_time=args.max_queue_time,
         retries=args.retries,

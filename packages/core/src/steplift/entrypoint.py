@@ -4,21 +4,31 @@ Loads the execution info from the artifact store, verifies every SHA-256 digest 
 anything is decoded, imports the step by ``module:qualname``, loads its inputs, runs it and
 writes the result record (the value, or the exception's type, message and traceback). Exits
 non-zero when the step failed.
+
+In a multi-node step the entrypoint runs on every node. It reads the cloud's cluster
+description (:mod:`steplift.distributed`), exports the torch ``env://`` variables, and when
+the step asks for several processes per node starts them (torchrun-style) and waits for all.
+Rank 0 writes the result; any other rank that fails records its own failure, so the launcher
+can name the node whose code failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from types import FrameType
 from typing import Any
 
+from steplift.cluster import Cluster, ClusterError, Distributed, process_view, read_cluster
 from steplift.errors import ConfigError
-from steplift.execution import ExecutionInfo, ResultRecord
+from steplift.execution import ExecutionInfo, ResultRecord, failure_uri
 from steplift.payloads import read_payload, read_verified, write_payload
 from steplift.secrets import resolve_into
 from steplift.store import ArtifactStore, store_for_uri
@@ -72,13 +82,32 @@ class StepEntrypointConfiguration:
         store = store_for_uri(uri)
         data = read_verified(store, uri, getattr(options, EXECUTION_INFO_SHA256_OPTION))
         info = ExecutionInfo.model_validate_json(data)
+        place = None
+        if info.distributed:
+            cluster = read_cluster()
+            if cluster.nodes != info.nodes:
+                raise ClusterError(
+                    f"the step asked for {info.nodes} nodes but the job's {cluster.source} "
+                    f"cluster description has {cluster.nodes}"
+                )
+            if info.processes_per_node > 1 and cluster.process is None:
+                return _run_local_processes(argv, _local_places(info, cluster))
+            local_rank = cluster.process[1] if cluster.process else 0
+            place = process_view(
+                cluster,
+                local_rank=local_rank,
+                processes_per_node=info.processes_per_node,
+                gpus=info.gpus_per_node,
+            )
+            os.environ.update(place.torch_env())
+        writer = _ResultWriter(store, info, place)
         if info.kind == "command":
             resolve_into()  # the command inherits the values
-            return self._run_command(store, info)
-        return self._run_function(store, info)
+            return self._run_command(writer, info)
+        return self._run_function(writer, store, info)
 
     @staticmethod
-    def _run_command(store: ArtifactStore, info: ExecutionInfo) -> int:
+    def _run_command(writer: _ResultWriter, info: ExecutionInfo) -> int:
         command = list(info.command or [])
         if command and command[0] in ("python", "python3"):
             command[0] = sys.executable
@@ -86,23 +115,27 @@ class StepEntrypointConfiguration:
             code = _run_forwarding_signals(command)
         except OSError as error:
             print(f"steplift: could not start {command[0]!r}: {error}", file=sys.stderr, flush=True)
-            record = ResultRecord(
-                status="failed",
-                exception_type=type(error).__name__,
-                exception_message=str(error),
-                exit_code=127,
+            writer.write(
+                ResultRecord(
+                    status="failed",
+                    exception_type=type(error).__name__,
+                    exception_message=str(error),
+                    exit_code=127,
+                )
             )
-            store.put(info.result_uri, record.model_dump_json().encode())
             return 127
-        record = ResultRecord(
-            status="succeeded" if code == 0 else "failed",
-            exit_code=code,
-            exception_message=None if code == 0 else f"command exited with code {code}",
+        writer.write(
+            ResultRecord(
+                status="succeeded" if code == 0 else "failed",
+                exit_code=code,
+                exception_message=None if code == 0 else f"command exited with code {code}",
+            )
         )
-        store.put(info.result_uri, record.model_dump_json().encode())
         return code if code >= 0 else 128 - code
 
-    def _run_function(self, store: ArtifactStore, info: ExecutionInfo) -> int:
+    def _run_function(
+        self, writer: _ResultWriter, store: ArtifactStore, info: ExecutionInfo
+    ) -> int:
         try:
             for folder in reversed(info.python_path):
                 if folder not in sys.path:
@@ -120,19 +153,114 @@ class StepEntrypointConfiguration:
             )
             print(text, file=sys.stderr, end="", flush=True)
             kind = type(error)
-            record = ResultRecord(
-                status="failed",
-                exception_type=f"{kind.__module__}.{kind.__qualname__}",
-                exception_message=str(error),
-                traceback=text,
+            writer.write(
+                ResultRecord(
+                    status="failed",
+                    exception_type=f"{kind.__module__}.{kind.__qualname__}",
+                    exception_message=str(error),
+                    traceback=text,
+                )
             )
-            store.put(info.result_uri, record.model_dump_json().encode())
             return EXIT_STEP_FAILED
-        stem = info.result_uri.rsplit("/", 1)[0] + "/output"
-        output = write_payload(store, stem, value)
-        record = ResultRecord(status="succeeded", output=output)
-        store.put(info.result_uri, record.model_dump_json().encode())
+        output = None
+        if writer.keeps_value:
+            stem = info.result_uri.rsplit("/", 1)[0] + "/output"
+            output = write_payload(store, stem, value)
+        writer.write(ResultRecord(status="succeeded", output=output))
         return 0
+
+
+class _ResultWriter:
+    """Writes how the step ended: rank 0 the result, any other rank only its failure."""
+
+    def __init__(self, store: ArtifactStore, info: ExecutionInfo, place: Distributed | None):
+        self.store = store
+        self.info = info
+        self.place = place
+
+    @property
+    def keeps_value(self) -> bool:
+        """Whether this process's return value is the step's result (rank 0's is)."""
+        return self.place is None or self.place.rank == 0
+
+    def write(self, record: ResultRecord) -> None:
+        if self.place is not None:
+            record = record.model_copy(
+                update={
+                    "rank": self.place.rank,
+                    "node_rank": self.place.node_rank,
+                    "finished_at": time.time(),
+                }
+            )
+        if self.keeps_value:
+            self.store.put(self.info.result_uri, record.model_dump_json().encode())
+        elif record.status == "failed" and self.place is not None:
+            folder = self.info.result_uri.rsplit("/", 1)[0]
+            uri = failure_uri(folder, self.place.rank)
+            self.store.put(uri, record.model_dump_json().encode())
+
+
+def _local_places(info: ExecutionInfo, cluster: Cluster) -> list[Distributed]:
+    """The views of the processes this node starts, one per local rank."""
+    return [
+        process_view(
+            cluster,
+            local_rank=local_rank,
+            processes_per_node=info.processes_per_node,
+            gpus=info.gpus_per_node,
+        )
+        for local_rank in range(info.processes_per_node)
+    ]
+
+
+STOP_GRACE = 10.0
+"""Seconds the other processes of a node get between SIGTERM and SIGKILL after one failed."""
+
+
+def _run_local_processes(argv: list[str], places: list[Distributed]) -> int:
+    """Start one entrypoint per local rank (torchrun-style) and wait for all of them.
+
+    The first process to fail stops the others (SIGTERM, then SIGKILL after a grace), as a
+    node of a cloud job ends when its work fails; a SIGTERM or SIGINT to this process goes to
+    every child. Returns the first failing exit code, else 0.
+    """
+    command = [sys.executable, "-m", "steplift.entrypoint", *argv]
+    children = {
+        process.pid: process
+        for process in (
+            subprocess.Popen(command, env={**os.environ, **place.torch_env()}) for place in places
+        )
+    }
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    def stop_all() -> None:
+        forward(signal.SIGTERM, None)
+        killer = threading.Timer(STOP_GRACE, forward, (signal.SIGKILL, None))
+        killer.daemon = True
+        killer.start()
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    first_failure = 0
+    try:
+        remaining = set(children)
+        while remaining:
+            pid, status = os.wait()
+            if pid not in remaining:
+                continue
+            remaining.discard(pid)
+            children[pid].returncode = os.waitstatus_to_exitcode(status)
+            code = children[pid].returncode
+            if code != 0 and not first_failure:
+                first_failure = code if code > 0 else 128 - code
+                stop_all()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return first_failure
 
 
 def _run_forwarding_signals(command: list[str]) -> int:

@@ -6,7 +6,8 @@
 - ``execution_info.json`` — what to run, with the inputs' digest (its own digest travels on
   the entrypoint command line);
 - ``output.json`` or ``output.pkl`` and ``result.json`` — written by the entrypoint when the
-  step ends: the value, or the exception's type, message and traceback.
+  step ends: the value, or the exception's type, message and traceback. In a multi-node step
+  rank 0 writes them; any other rank that fails writes ``failures/rank-<R>.json``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class ExecutionInfo(_Record):
     inputs: PayloadRef | None = None
     command: list[str] | None = None
     result_uri: str
+    nodes: int = Field(default=1, ge=1)
+    processes_per_node: int = Field(default=1, ge=1)
+    gpus_per_node: int = Field(default=0, ge=0)
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the step runs as more than one process."""
+        return self.nodes * self.processes_per_node > 1
 
 
 class ResultRecord(_Record):
@@ -51,6 +60,9 @@ class ResultRecord(_Record):
     exception_message: str | None = None
     traceback: str | None = None
     exit_code: int | None = None
+    rank: int | None = Field(default=None, description="Global rank, in a multi-process step.")
+    node_rank: int | None = None
+    finished_at: float | None = Field(default=None, description="Unix time the step ended.")
 
 
 def attempt_uri(root: str, pipeline: str, run: str, step: str, attempt: int) -> str:
@@ -66,3 +78,8 @@ def execution_info_uri(attempt: str) -> str:
 def result_uri(attempt: str) -> str:
     """Where the result record of an attempt lives."""
     return join_uri(attempt, "result.json")
+
+
+def failure_uri(attempt: str, rank: int) -> str:
+    """Where rank ``rank`` (not 0) of a multi-process step records that it failed."""
+    return join_uri(attempt, "failures", f"rank-{rank}.json")

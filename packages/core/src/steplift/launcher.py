@@ -271,6 +271,7 @@ class StepLauncher:
             operator_config=self.operator.portable_config(),
             artifact_uri=info.artifact_uri,
         )
+        self.operator.check_step(info)
         # Checks first that a stored attempt ran the same thing, so a relaunch with other
         # inputs is refused rather than handed the old result.
         info_uri, info_sha = self.prepare(spec, info)
@@ -313,10 +314,24 @@ class StepLauncher:
         return self._value_of(record, observer.handle)
 
     def _stored_result(self, info: StepRunInfo) -> ResultRecord | None:
+        """Rank 0's result record; in a multi-process step, the first failure of any rank."""
         uri = result_uri(info.artifact_uri)
-        if not self.store.exists(uri):
-            return None
-        return ResultRecord.model_validate_json(self.store.get(uri))
+        record = (
+            ResultRecord.model_validate_json(self.store.get(uri))
+            if self.store.exists(uri)
+            else None
+        )
+        if info.resources.world_size == 1:
+            return record
+        failures = [
+            ResultRecord.model_validate_json(self.store.get(failure))
+            for failure in self.store.list(join_uri(info.artifact_uri, "failures"))
+        ]
+        if record is not None and record.status == "failed":
+            failures.append(record)
+        if not failures:
+            return record
+        return min(failures, key=lambda failed: (failed.finished_at or 0.0, failed.rank or 0))
 
     @staticmethod
     def entrypoint_command(info_uri: str, info_sha256: str) -> list[str]:
@@ -356,6 +371,9 @@ class StepLauncher:
             inputs=inputs_ref,
             command=list(spec.command) if spec.kind == "command" else None,
             result_uri=result_uri(info.artifact_uri),
+            nodes=info.resources.nodes,
+            processes_per_node=info.resources.local_processes,
+            gpus_per_node=info.resources.gpu_count,
         )
         if self.store.exists(info_uri):
             existing_blob = self.store.get(info_uri)
@@ -391,6 +409,8 @@ class StepLauncher:
         record: ResultRecord, handle: JobHandle | None, failure: StepFailed | None
     ) -> StepFailed:
         name = handle.name if handle else "the job"
+        if record.rank is not None:
+            name += f" on node {record.node_rank} (rank {record.rank})"
         what = record.exception_type or "error"
         message = record.exception_message or (failure.remote_message if failure else None) or ""
         return StepFailed(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -39,7 +39,11 @@ class Resources(_Frozen):
     gpu: str | None = Field(default=None, description="GPU type and count, e.g. 'A100:8'.")
     cpu: float | None = Field(default=None, gt=0)
     memory_gb: float | None = Field(default=None, gt=0)
-    nodes: int = Field(default=1, ge=1)
+    nodes: int = Field(default=1, ge=1, description="Machines the step spans.")
+    processes_per_node: int | Literal["gpu"] = Field(
+        default=1,
+        description="Processes started per node (torchrun-style); 'gpu': one per GPU.",
+    )
     disk_gb: int | None = Field(default=None, ge=1)
     spot: bool | None = Field(
         default=None, description="Spot/preemptible capacity; None: the operator's default."
@@ -52,6 +56,25 @@ class Resources(_Frozen):
             return None
         gpu_type, count = parse_gpu(value)
         return f"{gpu_type}:{count}"
+
+    @field_validator("processes_per_node")
+    @classmethod
+    def _check_processes(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1, or 'gpu' for one process per GPU")
+        return value
+
+    @property
+    def local_processes(self) -> int:
+        """Processes per node: 'gpu' means one per GPU (one on a CPU node)."""
+        if self.processes_per_node == "gpu":
+            return max(self.gpu_count, 1)
+        return self.processes_per_node
+
+    @property
+    def world_size(self) -> int:
+        """Processes across all nodes."""
+        return self.nodes * self.local_processes
 
     @property
     def gpu_type(self) -> str | None:

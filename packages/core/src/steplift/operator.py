@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from steplift.errors import StepCancelled, StepFailed, StepTimeout
+from steplift.errors import ConfigError, StepCancelled, StepFailed, StepTimeout
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_error_from
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 from steplift.secrets import SECRETS_ENV
@@ -145,6 +145,8 @@ class StepOperator(ABC):
     """How long to wait (seconds) for the provider to confirm a cancel before giving up."""
     signal_interval: ClassVar[float] = 1.0
     """Seconds between checks of a launch's ``done_signal``."""
+    multi_node: ClassVar[bool] = False
+    """Whether the flavor runs steps that span several nodes (``Resources.nodes > 1``)."""
     transient_budget: ClassVar[float] = 900.0
     """How long (seconds) control-plane calls may keep failing transiently, after the SDK's
     own retries, before a launch gives up: a storm slows polling down instead of failing."""
@@ -237,6 +239,19 @@ class StepOperator(ABC):
 
     # -- the launch, written once -----------------------------------------------------------
 
+    def check_step(self, info: StepRunInfo) -> None:
+        """Refuse, with a :class:`ConfigError` and before any call, a step this flavor cannot run.
+
+        Flavors extend it with what their cloud or machine types cannot do.
+        """
+        if info.resources.nodes > 1 and not self.multi_node:
+            raise ConfigError(
+                f"the {self.flavor} flavor runs single-node steps only",
+                field="nodes",
+                value=info.resources.nodes,
+                has_value=True,
+            )
+
     def job_environment(self, info: StepRunInfo) -> dict[str, str]:
         """The environment of the job: the operator's, then the step's on top."""
         environment = {**self.config.environment, **info.environment}
@@ -267,6 +282,7 @@ class StepOperator(ABC):
         provider is asked at once, so a long poll backoff does not delay the end of a step.
         """
         observer = observer or LaunchObserver()
+        self.check_step(info)
         handle: JobHandle | None = None
         with sigterm_as_interrupt():
             try:

@@ -47,6 +47,7 @@ class LocalStepOperator(StepOperator):
     """Runs each step attempt as a supervised subprocess."""
 
     default_poll_policy = PollPolicy(initial=0.05, factor=1.5, maximum=1.0)
+    multi_node = True  # one process per node on this machine, all on 127.0.0.1
 
     def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -101,6 +102,7 @@ class LocalStepOperator(StepOperator):
             "environment": environment,
             "cwd": self.local_config.working_dir or os.getcwd(),
             "max_runtime": info.max_runtime or self.config.max_runtime,
+            "nodes": info.resources.nodes,
             "attempt_key": info.attempt_key,
             "created": time.time(),
         }
@@ -202,9 +204,8 @@ class LocalStepOperator(StepOperator):
         with contextlib.suppress(FileNotFoundError, ValueError):
             pids.append(int((job_dir / "supervisor.pid").read_text()))
         try:
-            pid = json.loads((job_dir / "state.json").read_text()).get("pid")
-            if pid:
-                pids.append(int(pid))
+            state = json.loads((job_dir / "state.json").read_text())
+            pids += [int(pid) for pid in state.get("pids") or [state.get("pid")] if pid]
         except FileNotFoundError:
             pass
         return [pid for pid in pids if _alive(pid)]

@@ -51,3 +51,64 @@ def secret_digest(name: str) -> str:
 
     print(f"{name} is set: {name in os.environ}", flush=True)
     return hashlib.sha256(os.environ[name].encode()).hexdigest()
+
+
+def where_am_i() -> dict[str, int | str]:
+    """This process's place in a multi-node step, as ``steplift.distributed()`` sees it.
+
+    Every rank prints it (so each node's log shows its line); rank 0's copy is the result.
+    """
+    from steplift.cluster import distributed
+
+    place = distributed()
+    print(f"rank {place.rank} of {place.world_size} on node {place.node_rank}", flush=True)
+    return {
+        "world_size": place.world_size,
+        "rank": place.rank,
+        "node_rank": place.node_rank,
+        "nodes": place.nodes,
+        "local_rank": place.local_rank,
+        "master": f"{place.master_addr}:{place.master_port}",
+    }
+
+
+def all_reduce_ranks(timeout: float = 60.0) -> dict[str, float | int]:
+    """A real rendezvous and collective: each process adds ``rank + 1`` with PyTorch's gloo.
+
+    Returns what rank 0 sees, so two processes return ``{"sum": 3.0, "world_size": 2}``.
+    torch is imported by name: it is a test extra, not a dependency of steplift.
+    """
+    import datetime
+    import importlib
+
+    from steplift.cluster import distributed
+
+    torch = importlib.import_module("torch")
+    dist = importlib.import_module("torch.distributed")
+    place = distributed()
+    dist.init_process_group(
+        "gloo",
+        init_method="env://",
+        world_size=place.world_size,
+        rank=place.rank,
+        timeout=datetime.timedelta(seconds=timeout),
+    )
+    try:
+        value = torch.tensor([float(place.rank + 1)])
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        print(f"rank {place.rank}: all_reduce gave {value.item():g}", flush=True)
+        return {"sum": float(value.item()), "world_size": int(dist.get_world_size())}
+    finally:
+        dist.destroy_process_group()
+
+
+def fail_on_rank(rank: int, message: str, seconds: float = 60.0) -> str:
+    """Rank ``rank`` raises at once; every other rank sleeps (until its node is stopped)."""
+    from steplift.cluster import distributed
+
+    place = distributed()
+    if place.rank == rank:
+        raise RuntimeError(f"{message} (rank {place.rank})")
+    print(f"rank {place.rank} waiting", flush=True)
+    time.sleep(seconds)
+    return "not stopped"
