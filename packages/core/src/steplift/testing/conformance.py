@@ -14,6 +14,11 @@ A flavor opts in with one subclass and three fixtures::
 
 Standard tests may not be dropped or overridden; one that a flavor cannot pass is overridden
 with ``@pytest.mark.xfail(strict=True, reason=...)`` and the guard test checks exactly that.
+
+The multi-node scenarios run on every flavor whose operator declares ``multi_node = True``
+(and are skipped, saying so, on the others): a real PyTorch gloo rendezvous across two nodes,
+ranks and processes per node, one failing node, and an interrupt that must stop every node.
+Each node's log lines reach the observer prefixed ``[node R] ``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import pytest
 
 from steplift.errors import ConfigError, StepCancelled, StepFailed, StepTimeout
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
-from steplift.models import JobHandle, JobStatus, StepRunInfo
+from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
 from steplift.operator import LaunchObserver, StepOperator, Terminated
 from steplift.registry import get_flavor
 from steplift.runs import Run, RunIndex
@@ -169,11 +174,12 @@ class StepOperatorConformance:
         function: Any,
         *args: Any,
         max_runtime: float | None = None,
+        resources: Resources | None = None,
     ) -> tuple[StepLauncher, StepSpec, StepRunInfo, list[str], StepOptions]:
         """Write inputs and execution info for one attempt; return what launching needs."""
         launcher = StepLauncher(operator, index=index)
         spec = StepSpec.for_function(function, args, {})
-        options = StepOptions(max_runtime=max_runtime)
+        options = StepOptions(max_runtime=max_runtime, resources=resources or Resources())
         step = run.step_name(function.__name__)
         info = launcher.step_info(run=run, step=step, attempt=1, options=options)
         command = launcher.entrypoint_command(*launcher.prepare(spec, info))
@@ -321,6 +327,88 @@ class StepOperatorConformance:
             assert error.field, f"the error for {fields} names no field: {error}"
             assert str(error).count("\n") == 0
         assert backend.api_calls() == before
+
+    # -- multi-node ---------------------------------------------------------------------------
+
+    def _needs_multi_node(self, operator: StepOperator) -> None:
+        if not operator.multi_node:
+            pytest.skip(f"the {self.flavor} flavor declares no multi-node support")
+
+    @staticmethod
+    def _node_lines(recorder: _Recorder, node: int, text: str) -> list[str]:
+        return [
+            line for line in recorder.lines if line.startswith(f"[node {node}] ") and text in line
+        ]
+
+    def test_multi_node_step_rendezvous_with_torch_and_returns_rank_0_value(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        self._needs_multi_node(operator)
+        pytest.importorskip("torch", reason="PyTorch comes with the dev extra")
+        recorder = _Recorder()
+        launcher = StepLauncher(operator, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.all_reduce_ranks, (), {})
+        options = StepOptions(resources=Resources(nodes=2))
+        value = launcher.run(spec, run=run, step="all-reduce", options=options)
+        assert value == {"sum": 3.0, "world_size": 2}
+        for node in (0, 1):
+            assert self._node_lines(recorder, node, f"rank {node}: all_reduce gave 3"), (
+                recorder.lines
+            )
+        assert backend.submissions() == 1
+
+    def test_multi_node_places_every_process_of_every_node(
+        self, operator: StepOperator, index: RunIndex, run: Run
+    ) -> None:
+        self._needs_multi_node(operator)
+        recorder = _Recorder()
+        launcher = StepLauncher(operator, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.where_am_i, (), {})
+        options = StepOptions(resources=Resources(nodes=2, processes_per_node=2))
+        value = launcher.run(spec, run=run, step="where", options=options)
+        assert value["world_size"] == 4 and value["nodes"] == 2
+        assert value["rank"] == 0 and value["node_rank"] == 0 and value["local_rank"] == 0
+        for rank in range(4):
+            assert self._node_lines(recorder, rank // 2, f"rank {rank} of 4 on node {rank // 2}")
+
+    def test_multi_node_one_failing_node_fails_the_step_with_its_traceback(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        self._needs_multi_node(operator)
+        recorder = _Recorder()
+        launcher = StepLauncher(operator, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.fail_on_rank, (1, "node one broke"), {})
+        options = StepOptions(resources=Resources(nodes=2))
+        with pytest.raises(StepFailed) as caught:
+            launcher.run(spec, run=run, step="one-node-fails", options=options)
+        failure = caught.value
+        assert failure.failure_kind is FailureKind.USER_CODE, str(failure)
+        assert "node 1 (rank 1)" in str(failure)
+        assert failure.remote_message == "node one broke (rank 1)"
+        assert failure.remote_traceback and "in fail_on_rank" in failure.remote_traceback
+        assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
+
+    def test_multi_node_interrupt_stops_every_node(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        self._needs_multi_node(operator)
+        started: list[JobHandle] = []
+
+        def press(handle: JobHandle) -> None:
+            started.append(handle)
+            raise KeyboardInterrupt
+
+        # Interrupt once the second node is provably running.
+        recorder = _Recorder(on_line=("rank 1 waiting", press))
+        _, _, info, command, _ = self._prepare(
+            operator, index, run, steps.fail_on_rank, 7, "never", resources=Resources(nodes=2)
+        )
+        with pytest.raises(StepCancelled) as caught:
+            operator.launch(info, command, observer=recorder)
+        assert started, "node 1 never logged that it was running"
+        assert caught.value.confirmed
+        assert operator.get_status(recorder.handle).state is JobState.CANCELLED
+        assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
 
     # -- the guard ----------------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ __all__ = [
     "Faults",
     "JobProcess",
     "LocalServer",
+    "NodeGroup",
+    "free_port",
     "StartResponse",
     "WSGIApp",
     "group_alive",
@@ -263,6 +265,7 @@ class JobProcess:
         on_line: Callable[[str], None] | None = None,
         max_runtime: float | None = None,
         grace: float = 5.0,
+        on_exit: Callable[[JobProcess], None] | None = None,
     ) -> None:
         if not command:
             raise ValueError("command must not be empty")
@@ -274,6 +277,7 @@ class JobProcess:
         self.grace = grace
         self.max_runtime = max_runtime
         self._on_line = on_line
+        self._on_exit = on_exit
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
@@ -397,6 +401,104 @@ class JobProcess:
             self._signal_group(signal.SIGKILL)
             self._reader.join(5.0)
         self._done.set()
+        if self._on_exit is not None:
+            try:
+                self._on_exit(self)
+            except Exception:
+                logger.exception("job exit callback failed")
+
+
+class NodeGroup:
+    """The nodes of one multi-node job: a :class:`JobProcess` per node, ending together.
+
+    As on a cloud, the job succeeds only when every node exits 0, and the first node to fail
+    stops the others (SIGTERM, then SIGKILL after their grace). ``make_node(rank, on_exit)``
+    builds node ``rank``'s process (not started) passing ``on_exit`` through; a
+    single-node job is a group of one.
+    """
+
+    def __init__(
+        self,
+        nodes: int,
+        make_node: Callable[[int, Callable[[JobProcess], None]], JobProcess],
+    ) -> None:
+        if nodes < 1:
+            raise ValueError(f"a job needs at least one node, not {nodes}")
+        self._lock = threading.Lock()
+        self._failed: int | None = None
+        self._stopping = False
+        self.processes = [make_node(rank, self._node_exited) for rank in range(nodes)]
+
+    def start(self) -> Self:
+        """Start every node."""
+        for process in self.processes:
+            process.start()
+        return self
+
+    def _node_exited(self, process: JobProcess) -> None:
+        if process.exit_code == 0:
+            return
+        with self._lock:
+            if self._failed is not None or self._stopping:
+                return  # already ending: a stopped node's exit is not a failure
+            self._failed = self.processes.index(process)
+        self._stop(process.grace)
+
+    @property
+    def failed_node(self) -> int | None:
+        """The rank of the first node that exited non-zero (or was killed), if any."""
+        return self._failed
+
+    @property
+    def exit_codes(self) -> list[int | None]:
+        """Each node's exit code, None while it runs."""
+        return [process.exit_code for process in self.processes]
+
+    @property
+    def timed_out(self) -> bool:
+        """True when a node's max runtime ran out."""
+        return any(process.timed_out for process in self.processes)
+
+    def wait(self, timeout: float | None = None) -> list[int | None]:
+        """Wait (bounded by ``timeout`` per node) until every node ended; their exit codes."""
+        return [process.wait(timeout) for process in self.processes]
+
+    def is_running(self) -> bool:
+        """True while any node's process is alive."""
+        return any(process.exit_code is None for process in self.processes)
+
+    def kill_node(self, rank: int, signum: signal.Signals = signal.SIGKILL) -> None:
+        """Kill one node (a fault: a host lost); the others then stop as after a failure."""
+        pid = self.processes[rank].pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signum)
+
+    def terminate(self, grace: float | None = None) -> list[int | None]:
+        """Stop every node at once (cancel, timeout); returns their exit codes."""
+        with self._lock:
+            self._stopping = True
+        self._stop(grace)
+        return self.exit_codes
+
+    def _stop(self, grace: float | None) -> None:
+        stoppers = [
+            threading.Thread(target=process.terminate, args=(grace,), daemon=True)
+            for process in self.processes
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (a job's rendezvous port)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def group_alive(pgid: int) -> bool:
