@@ -21,6 +21,18 @@ def test_run_streams_output_and_exits_zero(capsys: pytest.CaptureFixture[str]) -
     assert "run c1" in err and "SUCCEEDED" in err
 
 
+def test_run_on_two_nodes_prefixes_each_nodes_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = (
+        "import os; print('hello from', os.environ['NODE_RANK'], 'of', os.environ['WORLD_SIZE'])"
+    )
+    code = main(["run", "--name", "c1n", "--nodes", "2", "--", "python", "-c", script])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "[node 0] hello from 0 of 2" in out and "[node 1] hello from 1 of 2" in out
+
+
 def test_failed_step_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--name", "c2", "--", "python", "-c", "raise SystemExit(3)"]) == 1
     assert "exited with code 3" in capsys.readouterr().err
@@ -33,6 +45,8 @@ def test_failed_step_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
         (["run", "--name", "bad name", "--", "true"], "run names"),
         (["run", "--env", "NOEQUALS", "--", "true"], "KEY=VALUE"),
         (["run", "--gpu", "A10G:x", "--", "true"], "TYPE:COUNT"),
+        (["run", "--nodes", "0", "--", "true"], "resources.nodes"),
+        (["run", "--processes-per-node", "every", "--", "true"], "resources.processes_per_node"),
         (["run", "--operator", "ghost", "--", "true"], "no operator named 'ghost'"),
         (["status", "never-ran"], "no run named 'never-ran'"),
         (["frobnicate"], "invalid choice"),
