@@ -133,6 +133,94 @@ def deferred_interrupts() -> Iterator[None]:
             raise Terminated(received[0])
 
 
+class StatusBatcher:
+    """Coalesces the status questions of concurrent launches into one ``get_statuses`` call.
+
+    No thread and no timer of its own: the first launch to ask while no call is in flight
+    makes the call for everyone waiting at that moment (a group commit); those who ask during
+    the call are answered by the next one, which one of them makes. Launches that poll on the
+    same schedule thus share a call per round, however many they are.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[Sequence[JobHandle]], dict[str, JobStatus]],
+        fetch_one: Callable[[JobHandle], JobStatus],
+    ) -> None:
+        self._fetch = fetch
+        self._fetch_one = fetch_one
+        self._changed = threading.Condition()
+        self._waiting: list[_StatusSlot] = []
+        self._busy = False
+        self.calls = 0
+        """Batch calls made so far (for benchmarks)."""
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """The status of ``handle`` from the next batch call (which this thread may make)."""
+        slot = _StatusSlot(handle)
+        with self._changed:
+            self._waiting.append(slot)
+            while self._busy and not slot.answered:
+                self._changed.wait()
+            if not slot.answered:
+                self._busy = True
+                batch, self._waiting = self._waiting, []
+        if not slot.answered:
+            self._answer(batch)
+        return slot.result()
+
+    def _answer(self, batch: list[_StatusSlot]) -> None:
+        try:
+            unique = {slot.handle.job_id: slot.handle for slot in batch}
+            self.calls += 1
+            failure: Exception | None = None
+            statuses: dict[str, JobStatus] = {}
+            try:
+                statuses = self._fetch(list(unique.values()))
+            except Exception as error:  # each launch weighs it (transient or not) itself
+                failure = error
+            for slot in batch:
+                found = statuses.get(slot.handle.job_id)
+                if failure is not None:
+                    slot.fail(failure)
+                elif found is not None:
+                    slot.answer(found)
+                else:  # not in the list's answer: ask about this one alone
+                    try:
+                        slot.answer(self._fetch_one(slot.handle))
+                    except Exception as error:
+                        slot.fail(error)
+        except BaseException:
+            # Interrupted (Ctrl-C lands in the main thread): the others ask again.
+            with self._changed:
+                self._waiting = [slot for slot in batch if not slot.answered] + self._waiting
+            raise
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+
+
+class _StatusSlot:
+    def __init__(self, handle: JobHandle) -> None:
+        self.handle = handle
+        self.answered = False
+        self._status: JobStatus | None = None
+        self._error: Exception | None = None
+
+    def answer(self, status: JobStatus) -> None:
+        self._status, self.answered = status, True
+
+    def fail(self, error: Exception) -> None:
+        self._error, self.answered = error, True
+
+    def result(self) -> JobStatus:
+        if self._error is not None:
+            raise self._error
+        assert self._status is not None
+        return self._status
+
+
 class StepOperator(ABC):
     """Runs step attempts as jobs on one backend.
 
@@ -145,6 +233,9 @@ class StepOperator(ABC):
     """How long to wait (seconds) for the provider to confirm a cancel before giving up."""
     signal_interval: ClassVar[float] = 1.0
     """Seconds between checks of a launch's ``done_signal``."""
+    batched_status: ClassVar[bool] = False
+    """Whether ``get_statuses`` answers many jobs with few calls (a list API): then the
+    launches of one process in flight at the same time share one status call per round."""
     multi_node: ClassVar[bool] = False
     """Whether the flavor runs steps that span several nodes (``Resources.nodes > 1``)."""
     transient_budget: ClassVar[float] = 900.0
@@ -165,6 +256,8 @@ class StepOperator(ABC):
         self.clock = clock
         self.sleep = sleep
         self.poll_policy = poll_policy or self.default_poll_policy
+        self._lock = threading.Lock()
+        self._batcher: StatusBatcher | None = None
 
     @property
     def config(self) -> StepOperatorConfig:
@@ -215,8 +308,18 @@ class StepOperator(ABC):
         """Log lines after ``cursor`` (None: from the start), and the next cursor."""
 
     def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
-        """Statuses of many jobs by job id; flavors with a list API override this."""
+        """Statuses of many jobs by job id; flavors with a list API override this (and set
+        ``batched_status``). A job missing from the answer is asked about on its own."""
         return {handle.job_id: self.get_status(handle) for handle in handles}
+
+    def _current_status(self, handle: JobHandle) -> JobStatus:
+        """The job's status: on its own, or in the batch of every launch waiting right now."""
+        if not self.batched_status:
+            return self.get_status(handle)
+        with self._lock:
+            if self._batcher is None:
+                self._batcher = StatusBatcher(self.get_statuses, self.get_status)
+        return self._batcher.status(handle)
 
     def warm_up(self) -> None:
         """Import the SDK and build clients (called first in ``launch``, with interrupts held).
@@ -376,7 +479,9 @@ class StepOperator(ABC):
         last: JobStatus | None = None
         while True:
             status = self._patiently(
-                lambda: self.get_status(handle), f"asking for the status of {handle.name}", observer
+                lambda: self._current_status(handle),
+                f"asking for the status of {handle.name}",
+                observer,
             )
             if status != last:
                 observer.on_status(status)
@@ -473,7 +578,9 @@ class StepOperator(ABC):
         delays = self.poll_policy.delays()
         while True:
             status = self._patiently(
-                lambda: self.get_status(handle), f"asking for the status of {handle.name}", observer
+                lambda: self._current_status(handle),
+                f"asking for the status of {handle.name}",
+                observer,
             )
             observer.on_status(status)
             if status.state.is_terminal:
