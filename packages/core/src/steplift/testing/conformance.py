@@ -35,10 +35,11 @@ import pytest
 from steplift.errors import ConfigError, StepCancelled, StepFailed, StepTimeout
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
-from steplift.operator import LaunchObserver, StepOperator, Terminated
+from steplift.operator import RECEIPT, LaunchObserver, StepOperator, Terminated
 from steplift.registry import get_flavor
 from steplift.runs import Run, RunIndex
 from steplift.states import FailureKind, JobState
+from steplift.store import join_uri
 from steplift.testing import steps
 
 _run_numbers = itertools.count(1)
@@ -311,6 +312,34 @@ class StepOperatorConformance:
         spec = StepSpec.for_function(steps.add_and_log, (4, 5), {})
         value = launcher.run(spec, run=run, step=info.step, options=StepOptions())
         assert value == 9
+        assert backend.submissions() == before + 1
+
+    def test_a_crashed_launcher_is_adopted_through_its_receipt(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        launcher, spec, info, command, _ = self._prepare(
+            operator, index, run, steps.add_and_log, 6, 7
+        )
+        before = backend.submissions()
+
+        class Crash(BaseException):
+            """The launcher process dying right after the job was created."""
+
+        class CrashOnJob(LaunchObserver):
+            def on_job(self, handle: JobHandle, adopted: bool) -> None:
+                raise Crash
+
+        with pytest.raises(Crash):
+            operator.launch(info, command, observer=CrashOnJob())
+        assert backend.submissions() == before + 1
+        receipt = JobHandle.model_validate_json(
+            operator.artifact_store.get(join_uri(info.artifact_uri, RECEIPT))
+        )
+        recorder = _Recorder()
+        operator.launch(info, command, observer=recorder)
+        assert recorder.handles == [(receipt, True)]
+        assert recorder.states[-1] is JobState.SUCCEEDED
+        assert launcher.run(spec, run=run, step=info.step, options=StepOptions()) == 13
         assert backend.submissions() == before + 1
 
     def test_invalid_config_is_refused_with_zero_api_calls(
