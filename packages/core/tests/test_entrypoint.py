@@ -208,3 +208,65 @@ def test_a_signal_to_the_entrypoint_reaches_the_command(
         if process.stdout:
             process.stdout.close()
     assert marker.exists()
+
+
+def test_a_job_whose_cluster_disagrees_with_the_step_does_not_start(
+    launcher: StepLauncher, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steplift.models import Resources
+
+    spec = StepSpec.for_function(steps.add_and_log, (1, 2), {})
+    options = StepOptions(resources=Resources(nodes=3))
+    info = launcher.step_info(run=Run("r3"), step="s", attempt=1, options=options)
+    uri, sha = launcher.prepare(spec, info)
+    arguments = StepEntrypointConfiguration.get_entrypoint_arguments(
+        execution_info_uri=uri, execution_info_sha256=sha
+    )
+    monkeypatch.setenv("SM_HOSTS", '["algo-1", "algo-2"]')
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    assert "asked for 3 nodes but the job's sagemaker cluster description has 2" in err
+    assert not launcher.store.exists(info.artifact_uri + "/result.json")
+
+
+def test_a_failing_rank_records_its_own_failure_and_rank_0_keeps_the_result(
+    launcher: StepLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steplift.models import Resources
+
+    spec = StepSpec.for_function(steps.fail_on_rank, (1, "second node broke", 0.0), {})
+    options = StepOptions(resources=Resources(nodes=2))
+    info = launcher.step_info(run=Run("r4"), step="s", attempt=1, options=options)
+    uri, sha = launcher.prepare(spec, info)
+    arguments = StepEntrypointConfiguration.get_entrypoint_arguments(
+        execution_info_uri=uri, execution_info_sha256=sha
+    )
+    exported = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+    exported += ("LOCAL_WORLD_SIZE", "STEPLIFT_LOCAL_GPUS")
+
+    def as_a_fresh_node(rank: int) -> None:
+        # Each node is its own process; here both run in this one, so the variables the
+        # entrypoint exported for node 1 are cleared before node 0 starts.
+        for name in exported:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("STEPLIFT_NODES", "2")
+        monkeypatch.setenv("NODE_RANK", str(rank))
+
+    as_a_fresh_node(1)
+    assert main(arguments) == 1
+    failure = ResultRecord.model_validate_json(
+        launcher.store.get(info.artifact_uri + "/failures/rank-1.json")
+    )
+    assert (failure.rank, failure.node_rank, failure.status) == (1, 1, "failed")
+    assert failure.exception_message == "second node broke (rank 1)"
+    assert not launcher.store.exists(info.artifact_uri + "/result.json")
+    as_a_fresh_node(0)
+    assert main(arguments) == 0
+    record = ResultRecord.model_validate_json(
+        launcher.store.get(info.artifact_uri + "/result.json")
+    )
+    assert record.status == "succeeded" and record.rank == 0
+    # The step failed on node 1, whatever rank 0 wrote.
+    with pytest.raises(StepFailed, match=r"on node 1 \(rank 1\)"):
+        launcher.run(spec, run=Run("r4"), step="s", options=options)

@@ -386,3 +386,23 @@ def test_ctrl_c_during_warm_up_waits_for_it_to_finish(clock: ConformanceClock) -
     assert "before a job was submitted" in str(caught.value)
     assert operator.calls == ["find_job"]  # the interrupt path still checked for a job
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_flavor_without_multi_node_refuses_it_before_any_call(clock: ConformanceClock) -> None:
+    from steplift.errors import ConfigError
+    from steplift.launcher import StepLauncher, StepOptions, StepSpec
+    from steplift.models import Resources
+    from steplift.runs import Run, RunIndex
+    from steplift.testing import steps
+
+    operator = make([DONE], clock)
+    assert not operator.multi_node
+    wide = StepOptions(resources=Resources(nodes=2))
+    with pytest.raises(ConfigError) as caught:
+        operator.launch(INFO.model_copy(update={"resources": Resources(nodes=2)}), ["cmd"])
+    assert caught.value.field == "nodes" and "single-node" in str(caught.value)
+    launcher = StepLauncher(operator, index=RunIndex())
+    spec = StepSpec.for_function(steps.add_and_log, (1, 2), {})
+    with pytest.raises(ConfigError):
+        launcher.run(spec, run=Run("wide"), step="add", options=wide)
+    assert operator.calls == [] and operator.store.blobs == {}
