@@ -104,17 +104,63 @@ def test_nodes_become_a_chief_and_a_worker_pool_with_the_account_and_network(
     operator = make_operator(
         scripted,
         gpu="V100:2",
+        boot_disk_size_gb=200,
         service_account="trainer@my-project.iam.gserviceaccount.com",
         network="projects/123456/global/networks/vpc",
         persistent_resource_id="pool-1",
     )
-    operator.submit(info(resources=Resources(nodes=3)), COMMAND, {})
+    step = info(resources=Resources(nodes=3), environment={"EPOCHS": "3"})
+    handle = operator.submit(step, COMMAND, operator.job_environment(step))
     spec = created_body(scripted)["jobSpec"]
-    assert [pool["replicaCount"] for pool in spec["workerPoolSpecs"]] == ["1", "2"]
-    assert spec["workerPoolSpecs"][1]["machineSpec"]["acceleratorType"] == 3
+    chief, workers = spec["workerPoolSpecs"]  # exactly two pools
+    assert (chief["replicaCount"], workers["replicaCount"]) == ("1", "2")
+    # The workers are the chief's twins: same machine and GPUs, disk, image, command, env.
+    assert chief["machineSpec"] == {
+        "machineType": "n1-standard-4",
+        "acceleratorType": 3,  # NVIDIA_TESLA_V100
+        "acceleratorCount": 2,
+    }
+    assert {key: value for key, value in workers.items() if key != "replicaCount"} == {
+        key: value for key, value in chief.items() if key != "replicaCount"
+    }
+    assert chief["diskSpec"] == {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 200}
+    assert chief["containerSpec"]["command"] == COMMAND
+    assert {"name": "EPOCHS", "value": "3"} in chief["containerSpec"]["env"]
     assert spec["serviceAccount"] == "trainer@my-project.iam.gserviceaccount.com"
     assert spec["network"] == "projects/123456/global/networks/vpc"
     assert spec["persistentResourceId"] == "pool-1"
+    # The handle knows the job's size, so its logs name each node.
+    assert handle.extra["nodes"] == "3"
+    assert operator.find_job(step) == handle
+
+
+def test_a_single_node_step_is_one_pool_of_one_replica(scripted: VertexEmulator) -> None:
+    operator = make_operator(scripted, gpu="A100:8")
+    handle = operator.submit(info(), COMMAND, {})
+    [pool] = created_body(scripted)["jobSpec"]["workerPoolSpecs"]
+    assert pool["replicaCount"] == "1"
+    assert handle.extra["nodes"] == "1"
+
+
+def test_a_replica_count_that_matches_the_nodes_is_kept(scripted: VertexEmulator) -> None:
+    operator = make_operator(scripted, replica_count=2)
+    operator.submit(info(resources=Resources(nodes=2)), COMMAND, {})
+    pools = created_body(scripted)["jobSpec"]["workerPoolSpecs"]
+    assert [pool["replicaCount"] for pool in pools] == ["1", "1"]
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_a_replica_count_other_than_the_nodes_is_refused_before_any_call(
+    scripted: VertexEmulator, nodes: int
+) -> None:
+    # Every replica runs the entrypoint, which refuses a cluster of another size than the
+    # step asked for: such a job would fail on every machine it paid for.
+    operator = make_operator(scripted, replica_count=2)
+    with pytest.raises(ConfigError) as caught:
+        operator.launch(info(resources=Resources(nodes=nodes)), COMMAND)
+    assert caught.value.field == "replica_count"
+    assert "nodes=2" in str(caught.value)
+    assert scripted.requests.list() == []
 
 
 @pytest.mark.parametrize(
@@ -123,15 +169,20 @@ def test_nodes_become_a_chief_and_a_worker_pool_with_the_account_and_network(
         (info(resources=Resources(gpu="A100:3")), "resources.gpu"),
         (info(resources=Resources(disk_gb=10)), "resources.disk_gb"),
         (info(tags={"Bad Tag": "x"}), "tags"),
+        (info(resources=Resources(gpu="A100:3", nodes=2)), "resources.gpu"),
     ],
 )
 def test_a_bad_step_request_is_refused_before_any_call(
     scripted: VertexEmulator, step: StepRunInfo, field: str
 ) -> None:
     operator = make_operator(scripted)
-    with pytest.raises(ConfigError) as caught:
-        operator.submit(step, COMMAND, {})
-    assert caught.value.field == field
+    for attempt in (
+        lambda: operator.submit(step, COMMAND, {}),
+        lambda: operator.launch(step, COMMAND),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            attempt()
+        assert caught.value.field == field
     assert scripted.requests.list() == []
 
 

@@ -135,7 +135,13 @@ class VertexStepOperatorConfig(StepOperatorConfig):
     gpu: str | None = Field(
         default=None, validate_default=True, description="'TYPE:COUNT' instead of a machine."
     )
-    replica_count: int = Field(default=1, ge=1, le=1000, description="Replicas (nodes) per job.")
+    replica_count: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Replicas (nodes) per job; above 1 it must equal the step's nodes "
+        "(prefer Resources(nodes=N)).",
+    )
     boot_disk_size_gb: int | None = Field(default=None, ge=100, le=64000)
     boot_disk_type: Literal["pd-ssd", "pd-standard", "hyperdisk-balanced"] = "pd-ssd"
     spot: bool = Field(default=False, description="Run on Spot VMs (scheduling.strategy SPOT).")

@@ -1,14 +1,19 @@
 """A job's output from Cloud Logging (``entries:list``), read incrementally.
 
 Vertex AI writes each replica's stdout/stderr as log entries of resource type ``ml_job``
-labelled with the numeric job id. The cursor remembers the last timestamp seen and the
-insert ids already returned at that timestamp, so a later read starts there: entries sharing
-a timestamp are neither repeated nor skipped.
+labelled with the numeric job id and the replica's task name (``resource.labels.task_name``:
+``workerpool0-0`` for the chief, ``workerpool1-0``, ``workerpool1-1``... for the workers; the
+service's own messages say ``service``). In a job of several nodes each replica's line gets a
+``[node R] `` prefix, R being its node rank (workerpool0-0 is node 0, workerpool1-i node
+1 + i). The cursor remembers the last timestamp seen and the insert ids already returned at
+that timestamp, so a later read starts there: entries sharing a timestamp are neither
+repeated nor skipped.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +21,8 @@ from steplift.models import LogChunk
 
 DEFAULT_LOGGING_ENDPOINT = "https://logging.googleapis.com"
 MAX_PAGES_PER_READ = 20
+
+_TASK_NAME = re.compile(r"^workerpool([0-9]+)-([0-9]+)$")
 
 
 class JsonPoster(Protocol):
@@ -54,10 +61,35 @@ def entry_text(entry: dict[str, Any]) -> str:
     return ""
 
 
+def node_rank(entry: dict[str, Any]) -> int | None:
+    """The node rank of the replica that wrote ``entry`` (None: not a replica's line).
+
+    steplift's jobs have one chief (workerpool0, always one replica) and their other nodes in
+    workerpool1, so workerpool0-0 is node 0 and workerpool1-i node 1 + i.
+    """
+    labels = entry.get("resource", {}).get("labels", {})
+    match = _TASK_NAME.match(str(labels.get("task_name", "")))
+    if match is None:
+        return None
+    pool, index = int(match.group(1)), int(match.group(2))
+    if pool == 0:
+        return index
+    return 1 + index if pool == 1 else None
+
+
 def read_job_logs(
-    post: JsonPoster, endpoint: str, project: str, job_number: str, cursor: str | None
+    post: JsonPoster,
+    endpoint: str,
+    project: str,
+    job_number: str,
+    cursor: str | None,
+    *,
+    nodes: int = 1,
 ) -> LogChunk:
-    """New lines of job ``job_number`` after ``cursor``, and the next cursor."""
+    """New lines of job ``job_number`` after ``cursor``, and the next cursor.
+
+    With ``nodes`` above 1 each replica's line is prefixed ``[node R] ``.
+    """
     position = LogCursor.parse(cursor)
     query = f'resource.type="ml_job" AND resource.labels.job_id="{job_number}"'
     if position.timestamp:
@@ -82,8 +114,10 @@ def read_job_logs(
                 position.timestamp = stamp
                 seen = set()
             seen.add(insert_id)
+            rank = node_rank(entry) if nodes > 1 else None
+            prefix = "" if rank is None else f"[node {rank}] "
             for line in entry_text(entry).splitlines() or [""]:
-                lines.append(line)
+                lines.append(prefix + line)
         token = answer.get("nextPageToken")
         if not token:
             break

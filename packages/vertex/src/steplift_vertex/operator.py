@@ -4,6 +4,10 @@ Talks to Vertex AI through the low-level ``aiplatform_v1.JobServiceClient`` over
 project, location, endpoint and credentials always explicit (never a metadata-server probe).
 The Google SDK is imported inside the methods that call it.
 
+A step of several nodes is one job of two worker pools: the chief (``workerPoolSpecs[0]``,
+always one replica, as Vertex requires) and ``nodes - 1`` workers in ``workerPoolSpecs[1]``
+with the same machine, disk and container; each replica finds its place in ``CLUSTER_SPEC``.
+
 Vertex assigns job ids itself, so the job carries a label derived from the step attempt and
 ``find_job`` lists by that label: a relaunch adopts the job instead of creating a second one,
 and a create that failed in transit is only retried after checking that it did not go through.
@@ -111,6 +115,7 @@ class VertexStepOperator(StepOperator):
     """Creates tried (each after checking the previous one did not go through)."""
     call_timeout: ClassVar[float] = 60.0
     """Seconds one HTTP call may take."""
+    multi_node = True  # a chief pool of one replica and a worker pool of nodes - 1
 
     def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -251,12 +256,55 @@ class VertexStepOperator(StepOperator):
                 str(error), field="resources.gpu", value=resources.gpu, has_value=True
             ) from None
         if config.gpu:
-            return machine_for_gpu(config.gpu, cpu=resources.cpu, memory_gb=resources.memory_gb)
+            try:
+                return machine_for_gpu(config.gpu, cpu=resources.cpu, memory_gb=resources.memory_gb)
+            except ValueError as error:  # the config's GPU exists: the step's CPU/memory not
+                raise ConfigError(
+                    str(error),
+                    field="resources",
+                    value=f"cpu={resources.cpu}, memory_gb={resources.memory_gb}",
+                    has_value=True,
+                ) from None
         if config.machine_type:
             return check_machine(
                 config.machine_type, config.accelerator_type, config.accelerator_count
             )
         return MachineSpec(DEFAULT_CPU_MACHINE)
+
+    def boot_disk_gb(self, info: StepRunInfo) -> int | None:
+        """The boot disk size of every replica (None: Vertex's default of 100 GB)."""
+        disk_gb = info.resources.disk_gb or self._vertex.boot_disk_size_gb
+        if disk_gb is not None and disk_gb < MIN_BOOT_DISK_GB:
+            raise ConfigError(
+                f"Vertex AI boot disks are at least {MIN_BOOT_DISK_GB} GB",
+                field="resources.disk_gb",
+                value=disk_gb,
+                has_value=True,
+            )
+        return disk_gb
+
+    def check_step(self, info: StepRunInfo) -> None:
+        """Refuse, before any call, a step Vertex AI would refuse or could not run.
+
+        Its machine (GPU type and count, CPU, memory), boot disk and tags are checked as the
+        create call would check them. ``replica_count`` above 1 must equal the step's nodes:
+        every replica runs the step's entrypoint, which refuses to run on a cluster of another
+        size than the step asked for, so the job would fail on every machine it paid for.
+        """
+        super().check_step(info)
+        self.machine_spec(info)
+        self.boot_disk_gb(info)
+        self.job_labels(info)
+        replicas = self._vertex.replica_count
+        if replicas > 1 and replicas != info.resources.nodes:
+            raise ConfigError(
+                f"replica_count = {replicas} would run the step on {replicas} machines, but it "
+                f"asks for {info.resources.nodes} node(s); ask for nodes={replicas} on the step "
+                "(--nodes on the CLI) instead",
+                field="replica_count",
+                value=replicas,
+                has_value=True,
+            )
 
     def display_name(self, info: StepRunInfo) -> str:
         """``<prefix>-<step attempt name>``, at most 128 characters."""
@@ -285,16 +333,10 @@ class VertexStepOperator(StepOperator):
     ) -> dict[str, Any]:
         """The CustomJob as GAPIC message fields (validated: ConfigError before any call)."""
         config = self._vertex
+        self.check_step(info)
         machine = self.machine_spec(info)
-        disk_gb = info.resources.disk_gb or config.boot_disk_size_gb
-        if disk_gb is not None and disk_gb < MIN_BOOT_DISK_GB:
-            raise ConfigError(
-                f"Vertex AI boot disks are at least {MIN_BOOT_DISK_GB} GB",
-                field="resources.disk_gb",
-                value=disk_gb,
-                has_value=True,
-            )
-        replicas = info.resources.nodes if info.resources.nodes > 1 else config.replica_count
+        disk_gb = self.boot_disk_gb(info)
+        replicas = info.resources.nodes
         pool: dict[str, Any] = {
             "machine_spec": machine.as_fields(),
             "replica_count": 1,
@@ -308,7 +350,8 @@ class VertexStepOperator(StepOperator):
             pool["disk_spec"] = {"boot_disk_type": config.boot_disk_type}
             if disk_gb is not None:
                 pool["disk_spec"]["boot_disk_size_gb"] = disk_gb
-        # The first pool is the chief and always has one replica; the others join as workers.
+        # The first pool is the chief and always has one replica (Vertex refuses any other
+        # count); the other nodes are the second pool's replicas, on the same machines.
         pools = [pool]
         if replicas > 1:
             pools.append({**copy.deepcopy(pool), "replica_count": replicas - 1})
@@ -365,6 +408,8 @@ class VertexStepOperator(StepOperator):
                 "project": self._vertex.project,
                 "location": self._vertex.location,
                 "job_number": job.name.rsplit("/", 1)[-1],
+                # Replicas across the pools: the logs name each node when there are several.
+                "nodes": str(sum(pool.replica_count for pool in job.job_spec.worker_pool_specs)),
             },
         )
 
@@ -466,4 +511,5 @@ class VertexStepOperator(StepOperator):
         number = handle.extra.get("job_number") or handle.job_id.rsplit("/", 1)[-1]
         project = handle.extra.get("project", self._vertex.project)
         endpoint = self._vertex.logging_endpoint or DEFAULT_LOGGING_ENDPOINT
-        return read_job_logs(self._post_json, endpoint, project, number, cursor)
+        nodes = int(handle.extra.get("nodes") or 1)
+        return read_job_logs(self._post_json, endpoint, project, number, cursor, nodes=nodes)

@@ -1,8 +1,12 @@
-"""Emulated CustomJobs: their resources, their lifecycle and, in execute mode, their process.
+"""Emulated CustomJobs: their resources, their lifecycle and, in execute mode, their processes.
 
-Execute mode runs the chief replica (worker pool 0, replica 0) of each job as a local
-subprocess with Vertex AI's container environment; the other replicas are listed in
-CLUSTER_SPEC but not started. Scripted mode moves a job one script step per ``get``.
+Execute mode runs every replica of every worker pool of a job as a local subprocess (one
+node of a :class:`NodeGroup` each) with Vertex AI's container environment: its pool's
+container command and env, and a ``CLUSTER_SPEC`` that lists every replica at
+``127.0.0.1:<port>`` and names this one as its ``task``. Each replica's output becomes log
+entries labelled with its task name (``workerpool1-0``), as Vertex writes them. The job
+succeeds when every replica exits 0; the first replica to fail ends the others and fails the
+job naming it. Scripted mode moves a job one script step per ``get``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from steplift.testing.emulation import EmulatorMode, Faults, JobProcess, ScriptStep
+from steplift.testing.emulation import (
+    EmulatorMode,
+    Faults,
+    JobProcess,
+    NodeGroup,
+    ScriptStep,
+    free_port,
+)
 from steplift_vertex.emulator.filters import matches, parse_filter
 from steplift_vertex.emulator.logbook import decode_token, encode_token, lookup_path
 from steplift_vertex.emulator.validation import validate_custom_job
@@ -74,7 +85,8 @@ class EmulatedJob:
     script_position: int = 0
     cancel_requested: bool = False
     outcome: tuple[str, int, str] | None = None
-    process: JobProcess | None = None
+    nodes: NodeGroup | None = None
+    """The processes of its replicas, once started (execute mode)."""
     runner: threading.Thread | None = None
     workdir: Path | None = None
 
@@ -89,10 +101,38 @@ class EmulatedJob:
         return str(self.resource["state"])
 
     @property
+    def replicas(self) -> list[Replica]:
+        """Every replica of the job, in node order: worker pool 0 first, then 1, 2, 3."""
+        return job_replicas(self.resource["jobSpec"].get("workerPoolSpecs", []))
+
+    @property
     def is_spot(self) -> bool:
         """True for a job scheduled on Spot VMs."""
         strategy = self.resource["jobSpec"].get("scheduling", {}).get("strategy")
         return bool(strategy == "SPOT")
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One replica of a worker pool: a machine of the job."""
+
+    pool: int
+    index: int
+
+    @property
+    def task(self) -> str:
+        """Its task name (``workerpool1-0``), as in CLUSTER_SPEC and the log entries."""
+        return f"workerpool{self.pool}-{self.index}"
+
+
+def job_replicas(pools: Sequence[Any]) -> list[Replica]:
+    """The replicas of ``workerPoolSpecs`` in order; an empty pool (skipped) has none."""
+    return [
+        Replica(pool, index)
+        for pool, spec in enumerate(pools)
+        if isinstance(spec, dict) and spec
+        for index in range(int(spec.get("replicaCount", 1)))
+    ]
 
 
 def _step_state(step: ScriptStep) -> str:
@@ -274,6 +314,21 @@ class JobService:
             if self.mode == "scripted":
                 self._set_state(job, *job.outcome)
 
+    def kill_node(self, job_id: str, rank: int) -> None:
+        """Kill one replica's process, as a lost host (KeyError: unknown job, ValueError: not
+        running or no such replica); the job then fails naming that replica."""
+        job = self._find(job_id)
+        with self._lock:
+            group = job.nodes
+            if job.state != "JOB_STATE_RUNNING" or group is None:
+                raise ValueError(f"job {job.number} is {job.state}, not running")
+            replicas = job.replicas
+            if not 0 <= rank < len(replicas):
+                raise ValueError(
+                    f"job {job.number} has {len(replicas)} replicas; there is no node {rank}"
+                )
+        group.kill_node(rank)
+
     def set_script(
         self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
     ) -> None:
@@ -322,11 +377,11 @@ class JobService:
     # -- execute mode --------------------------------------------------------------------------
 
     def is_running(self, job_id: str) -> bool:
-        """True while the job's runner thread or process is alive."""
+        """True while the job's runner thread or any replica's process is alive."""
         job = self._find(job_id)
         runner_alive = job.runner is not None and job.runner.is_alive()
-        process_alive = job.process is not None and job.process.poll() is None
-        return runner_alive or process_alive
+        nodes_alive = job.nodes is not None and job.nodes.is_running()
+        return runner_alive or nodes_alive
 
     def _job_workdir(self, job: EmulatedJob) -> Path:
         with self._lock:
@@ -336,18 +391,15 @@ class JobService:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _environment(self, job: EmulatedJob) -> dict[str, str]:
+    def _environment(
+        self, job: EmulatedJob, replica: Replica, addresses: Mapping[Replica, str]
+    ) -> dict[str, str]:
         spec = job.resource["jobSpec"]
         pools = spec["workerPoolSpecs"]
-        container = pools[0]["containerSpec"]
-        cluster = {
-            f"workerpool{index}": [
-                f"workerpool{index}-{replica}:2222"
-                for replica in range(int(pool.get("replicaCount", 1)))
-            ]
-            for index, pool in enumerate(pools)
-            if pool
-        }
+        container = pools[replica.pool]["containerSpec"]
+        cluster: dict[str, list[str]] = {}
+        for other, address in addresses.items():
+            cluster.setdefault(f"workerpool{other.pool}", []).append(address)
         env = {**os.environ, **self.hooks.job_env()}
         env.update(
             {
@@ -359,11 +411,13 @@ class JobService:
             {
                 "CLOUD_ML_JOB_ID": job.number,
                 "CLOUD_ML_PROJECT_ID": job.project,
+                # As Vertex writes it: the pools' addresses, this replica's task, and the
+                # job spec as a JSON string.
                 "CLUSTER_SPEC": json.dumps(
                     {
                         "cluster": cluster,
                         "environment": "cloud",
-                        "task": {"type": "workerpool0", "index": 0},
+                        "task": {"type": f"workerpool{replica.pool}", "index": replica.index},
                         "job": json.dumps({"worker_pool_specs": pools}),
                     }
                 ),
@@ -393,10 +447,19 @@ class JobService:
             return str(self.fuse_root()) + value[len("/gcs") :]
         return value
 
+    def _command(self, job: EmulatedJob, replica: Replica) -> Sequence[str]:
+        container = job.resource["jobSpec"]["workerPoolSpecs"][replica.pool]["containerSpec"]
+        return [
+            self._fuse_path(str(word))
+            for word in [*container.get("command", []), *container.get("args", [])]
+        ]
+
     def _run(self, job: EmulatedJob) -> None:
         try:
             self._run_job(job)
         except Exception as error:  # the emulator must never leave a job hanging
+            if job.nodes is not None:
+                job.nodes.terminate(0.0)
             self._set_state(job, "JOB_STATE_FAILED", RPC_CODES["INTERNAL"], f"emulator: {error}")
 
     def _run_job(self, job: EmulatedJob) -> None:
@@ -411,12 +474,9 @@ class JobService:
         if self.hooks.faults.refuse_create == "capacity":
             self._set_state(job, "JOB_STATE_FAILED", *_capacity_error())
             return
-        container = job.resource["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
-        command = [
-            self._fuse_path(str(word))
-            for word in [*container.get("command", []), *container.get("args", [])]
-        ]
-        if not command:
+        replicas = job.replicas
+        commands = [self._command(job, replica) for replica in replicas]
+        if not all(commands):
             self._set_state(
                 job,
                 "JOB_STATE_FAILED",
@@ -427,38 +487,56 @@ class JobService:
             return
         timeout = job.resource["jobSpec"].get("scheduling", {}).get("timeout")
         max_runtime = parse_duration(timeout, "timeout") if timeout else None
-        job.workdir = self._job_workdir(job)
-        process = JobProcess(
-            command,
-            env=self._environment(job),
-            cwd=job.workdir,
-            on_line=lambda line: self.on_line(job.project, job.number, CHIEF_TASK, line),
-            max_runtime=max_runtime,
-            grace=self.grace,
-        )
+        workdir = job.workdir = self._job_workdir(job)
+        # Every replica listens on its own port of 127.0.0.1; the chief's is the rendezvous.
+        addresses = {replica: f"127.0.0.1:{free_port()}" for replica in replicas}
+
+        def make_node(rank: int, on_exit: Callable[[JobProcess], None]) -> JobProcess:
+            replica = replicas[rank]
+            folder = workdir / replica.task if len(replicas) > 1 else workdir
+            folder.mkdir(exist_ok=True)
+            return JobProcess(
+                commands[rank],
+                env=self._environment(job, replica, addresses),
+                cwd=folder,
+                on_line=lambda line: self.on_line(job.project, job.number, replica.task, line),
+                max_runtime=max_runtime,
+                grace=self.grace,
+                on_exit=on_exit,
+            )
+
+        group = NodeGroup(len(replicas), make_node)
         with self._lock:
             if job.cancel_requested:
                 self._set_state(job, "JOB_STATE_CANCELLED")
                 return
-            job.process = process
+            job.nodes = group
             try:
-                process.start()
+                group.start()
             except OSError as error:
+                group.terminate(0.0)
                 self._set_state(
                     job,
                     "JOB_STATE_FAILED",
                     RPC_CODES["INVALID_ARGUMENT"],
-                    f"The replica {CHIEF_TASK} could not start its command: {error}",
+                    f"A replica of the job could not start its command: {error}",
                 )
                 return
             self._set_state(job, "JOB_STATE_RUNNING")
-        while process.wait(0.05) is None:
+        while group.is_running():
             if job.cancel_requested or job.outcome or self._stopping.is_set():
-                process.terminate()
-        self._finish(job, process)
+                group.terminate()
+                break
+            self._stopping.wait(0.05)
+        group.wait(10.0)
+        self._finish(job, group, replicas)
 
-    def _finish(self, job: EmulatedJob, process: JobProcess) -> None:
-        code = process.exit_code
+    def _finish(self, job: EmulatedJob, group: NodeGroup, replicas: Sequence[Replica]) -> None:
+        codes = group.exit_codes
+        failed = group.failed_node
+        if failed is None:
+            # Nodes that ended together may not have reported yet: the first non-zero one.
+            failed = next((rank for rank, code in enumerate(codes) if code), None)
         if job.outcome is not None:
             self._set_state(job, *job.outcome)
         elif job.cancel_requested:
@@ -467,33 +545,34 @@ class JobService:
             self._set_state(
                 job, "JOB_STATE_FAILED", RPC_CODES["UNAVAILABLE"], "The emulator was stopped."
             )
-        elif process.timed_out:
+        elif group.timed_out:
             self._set_state(
                 job,
                 "JOB_STATE_FAILED",
                 RPC_CODES["DEADLINE_EXCEEDED"],
-                f"The job ran past its timeout of {process.max_runtime:g}s "
+                f"The job ran past its timeout of {group.processes[0].max_runtime:g}s "
                 "(job_spec.scheduling.timeout) and was stopped.",
             )
-        elif code == 0:
+        elif failed is None:
             self._set_state(job, "JOB_STATE_SUCCEEDED")
         else:
+            code = codes[failed]
             status = code if code is not None and code >= 0 else 128 - (code or 0)
             self._set_state(
                 job,
                 "JOB_STATE_FAILED",
                 RPC_CODES["INVALID_ARGUMENT"],
-                f"The replica {CHIEF_TASK} exited with a non-zero status of {status}. "
-                "Termination reason: Error. To find out more about why your job exited please "
-                "check the logs.",
+                f"The replica {replicas[failed].task} exited with a non-zero status of "
+                f"{status}. Termination reason: Error. To find out more about why your job "
+                "exited please check the logs.",
             )
 
     def shutdown(self) -> None:
-        """Stop every job process and runner thread; remove job folders."""
+        """Stop every job's replicas and runner thread; remove job folders."""
         self._stopping.set()
         for job in self.all_jobs():
-            if job.process is not None:
-                job.process.terminate(grace=min(self.grace, 1.0))
+            if job.nodes is not None:
+                job.nodes.terminate(grace=min(self.grace, 1.0))
         for job in self.all_jobs():
             if job.runner is not None:
                 job.runner.join(10.0)

@@ -72,7 +72,7 @@ _REASONS = {
 class VertexEmulator(EmulatorBase):
     """Vertex AI CustomJobs (+ Logging, + GCS) on 127.0.0.1.
 
-    ``mode="execute"`` runs each job's chief replica as a local process; ``"scripted"`` moves
+    ``mode="execute"`` runs every replica of each job as a local process; ``"scripted"`` moves
     jobs one step per ``get`` (see :meth:`script`). ``buckets`` are created in the GCS emulator
     (``gcs=False`` serves no storage, e.g. without the ``emulator`` extra).
     """
@@ -199,6 +199,11 @@ class VertexEmulator(EmulatorBase):
         """Reclaim a running Spot job's VM: it fails with a preemption error."""
         self.jobs.preempt(job_id)
 
+    def kill_node(self, job_id: str, rank: int) -> None:
+        """Kill one replica of a running job (a lost host): node ``rank`` in node order
+        (0 is workerpool0-0, 1 + i is workerpool1-i). The job then fails naming it."""
+        self.jobs.kill_node(job_id, rank)
+
     def script(
         self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
     ) -> None:
@@ -228,7 +233,7 @@ class VertexEmulator(EmulatorBase):
         return [job.number for job in self.jobs.all_jobs()]
 
     def is_running(self, job_id: str) -> bool:
-        """True while anything of the job (its runner or its process) is alive."""
+        """True while anything of the job (its runner or any replica's process) is alive."""
         return self.jobs.is_running(job_id)
 
     # -- the API -------------------------------------------------------------------------------
