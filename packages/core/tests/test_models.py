@@ -67,8 +67,15 @@ def test_plain_data_round_trips_as_json(value: object) -> None:
     assert decode(data, fmt) == value
 
 
-@given(st.tuples(st.integers(), st.text()) | st.sets(st.integers()) | st.binary())
+@given(st.tuples(st.integers(), st.text()) | st.sets(st.integers()) | st.binary().map(bytearray))
 def test_other_values_round_trip_through_pickle(value: object) -> None:
     data, fmt = encode(value)
     assert fmt == "pickle"
+    assert decode(data, fmt) == value
+
+
+@given(st.binary())
+def test_bytes_are_stored_as_they_are(value: bytes) -> None:
+    data, fmt = encode(value)
+    assert fmt == "bytes" and data is value
     assert decode(data, fmt) == value

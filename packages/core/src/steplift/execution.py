@@ -5,9 +5,10 @@
 - ``inputs.json`` or ``inputs.pkl`` — the step's arguments (a payload with a digest);
 - ``execution_info.json`` — what to run, with the inputs' digest (its own digest travels on
   the entrypoint command line);
-- ``output.json`` or ``output.pkl`` and ``result.json`` — written by the entrypoint when the
-  step ends: the value, or the exception's type, message and traceback. In a multi-node step
-  rank 0 writes them; any other rank that fails writes ``failures/rank-<R>.json``.
+- ``output.json``, ``output.bin`` or ``output.pkl`` and ``result.json`` — written by the
+  entrypoint when the step ends: the value, or the exception's type, message and traceback.
+  In a multi-node step rank 0 writes them; any other rank that fails writes
+  ``failures/rank-<R>.json``.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from steplift.execution import (
 )
 from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
 from steplift.operator import LaunchObserver, StepOperator
-from steplift.payloads import PayloadRef, encode, read_payload, sha256_hex
+from steplift.payloads import SUFFIXES, PayloadRef, encode, read_payload, sha256_hex
 from steplift.runs import Run, RunIndex, StepRecord, check_name
 from steplift.states import FailureKind
 from steplift.store import ArtifactStore, join_uri
@@ -354,7 +354,7 @@ class StepLauncher:
         )
         inputs_ref = None
         if spec.kind == "function":
-            suffix = "json" if inputs_format == "json" else "pkl"
+            suffix = SUFFIXES[inputs_format]
             inputs_ref = PayloadRef(
                 uri=join_uri(info.artifact_uri, f"inputs.{suffix}"),
                 format=inputs_format,

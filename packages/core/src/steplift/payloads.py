@@ -1,8 +1,13 @@
 """Payloads: step inputs and results as bytes with a SHA-256 digest.
 
 Plain data (None, bool, int, float, str, lists and str-keyed dicts of them) is stored as JSON,
-readable by anyone; every other Python object goes through cloudpickle. Nothing is unpickled
-before its digest has been checked against the one recorded when it was written.
+readable by anyone; ``bytes`` as they are (``.bin``: no copy, no pickling, the fast path for
+large blobs); every other Python object goes through cloudpickle. Nothing is unpickled or
+returned before its digest has been checked against the one recorded when it was written.
+
+Large payloads are hashed while they move: on the way up a thread computes the SHA-256 while
+the store uploads (hashlib releases the GIL); on the way down a store that can stream
+(``get_into(uri, writer)``, optional) feeds a hashing thread chunk by chunk.
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -17,7 +25,10 @@ from pydantic import BaseModel, ConfigDict
 from steplift.errors import IntegrityError
 from steplift.store import ArtifactStore
 
-Format = Literal["json", "pickle"]
+Format = Literal["json", "pickle", "bytes"]
+SUFFIXES: dict[str, str] = {"json": "json", "pickle": "pkl", "bytes": "bin"}
+PARALLEL_HASH_BYTES = 8 * 1024 * 1024
+"""Payloads this big are hashed in a thread while they are transferred."""
 
 
 class PayloadRef(BaseModel):
@@ -50,7 +61,10 @@ def _is_plain(value: Any) -> bool:
 
 
 def encode(value: Any) -> tuple[bytes, Format]:
-    """Encode ``value`` as JSON when that round-trips exactly, else with cloudpickle."""
+    """Encode ``value`` as JSON when that round-trips exactly, bytes as they are, else with
+    cloudpickle."""
+    if type(value) is bytes:
+        return value, "bytes"
     if _is_plain(value):
         return json.dumps(value, sort_keys=True).encode(), "json"
     import cloudpickle
@@ -62,23 +76,84 @@ def decode(data: bytes, fmt: Format) -> Any:
     """Decode bytes written by :func:`encode`. Only call after the digest was verified."""
     if fmt == "json":
         return json.loads(data)
+    if fmt == "bytes":
+        return data
     import pickle
 
     return pickle.loads(data)
 
 
+def _in_thread(work: Callable[[], str]) -> Callable[[], str]:
+    """Start ``work`` in a thread; the returned call waits for its result."""
+    result: list[str] = []
+    thread = threading.Thread(target=lambda: result.append(work()), daemon=True)
+    thread.start()
+
+    def wait() -> str:
+        thread.join()
+        return result[0]
+
+    return wait
+
+
 def write_payload(store: ArtifactStore, uri_stem: str, value: Any) -> PayloadRef:
     """Encode ``value`` and store it beside ``uri_stem`` (suffix by format)."""
     data, fmt = encode(value)
-    uri = f"{uri_stem}.{'json' if fmt == 'json' else 'pkl'}"
+    uri = f"{uri_stem}.{SUFFIXES[fmt]}"
+    if len(data) < PARALLEL_HASH_BYTES:
+        store.put(uri, data)
+        return PayloadRef(uri=uri, format=fmt, sha256=sha256_hex(data))
+    digest = _in_thread(lambda: sha256_hex(data))
     store.put(uri, data)
-    return PayloadRef(uri=uri, format=fmt, sha256=sha256_hex(data))
+    return PayloadRef(uri=uri, format=fmt, sha256=digest())
+
+
+class _HashingWriter:
+    """Collects a download's chunks and hashes them in a thread as they come."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._digest = hashlib.sha256()
+        self._thread = threading.Thread(target=self._hash, daemon=True)
+        self._thread.start()
+
+    def _hash(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def write(self, chunk: bytes) -> int:
+        data = bytes(chunk)
+        self.chunks.append(data)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= 1024 * 1024:  # hand over in MiB batches, not tiny writes
+            self._queue.put(b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
+        return len(data)
+
+    def finish(self) -> tuple[bytes, str]:
+        if self._pending:
+            self._queue.put(b"".join(self._pending))
+        self._queue.put(None)
+        self._thread.join()
+        return b"".join(self.chunks), self._digest.hexdigest()
 
 
 def read_verified(store: ArtifactStore, uri: str, expected_sha256: str) -> bytes:
     """Read the bytes at ``uri``; IntegrityError unless they match ``expected_sha256``."""
-    data = store.get(uri)
-    actual = sha256_hex(data)
+    get_into = getattr(store, "get_into", None)
+    if get_into is not None:
+        writer = _HashingWriter()
+        try:
+            get_into(uri, writer)
+        finally:
+            data, actual = writer.finish()
+    else:
+        data = store.get(uri)
+        actual = sha256_hex(data)
     if actual != expected_sha256:
         raise IntegrityError(
             f"{uri}: SHA-256 digest mismatch (expected {expected_sha256}, found {actual}); "

@@ -15,6 +15,10 @@ else:
     S3Client = Any
 
 
+MULTIPART_BYTES = 8 * 1024 * 1024
+"""Payloads this big go up as a parallel multipart upload (boto3's own threshold)."""
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/key`` -> (``bucket``, ``some/key``)."""
     parsed = urlparse(uri)
@@ -49,7 +53,14 @@ class S3ArtifactStore:
 
     def put(self, uri: str, data: bytes) -> None:
         bucket, key = split_s3_uri(uri)
-        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        if len(data) < MULTIPART_BYTES:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data)
+            return
+        import io
+
+        # boto3's managed transfer: parts in parallel threads; the object appears only when
+        # the multipart upload completes, so readers never see half of it.
+        self.client.upload_fileobj(io.BytesIO(data), bucket, key)
 
     def get(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)

@@ -96,6 +96,16 @@ class GCSArtifactStore:
             raise FileNotFoundError(uri) from None
         return data
 
+    def get_into(self, uri: str, writer: Any) -> None:
+        """Stream the blob into ``writer`` (payload reads hash it as it arrives)."""
+        from google.api_core.exceptions import NotFound
+
+        bucket, name = split_gcs_uri(uri)
+        try:
+            self.client.bucket(bucket).blob(name).download_to_file(writer)
+        except NotFound:
+            raise FileNotFoundError(uri) from None
+
     def exists(self, uri: str) -> bool:
         bucket, name = split_gcs_uri(uri)
         return bool(name) and bool(self.client.bucket(bucket).blob(name).exists())
