@@ -270,3 +270,18 @@ def test_a_failing_rank_records_its_own_failure_and_rank_0_keeps_the_result(
     # The step failed on node 1, whatever rank 0 wrote.
     with pytest.raises(StepFailed, match=r"on node 1 \(rank 1\)"):
         launcher.run(spec, run=Run("r4"), step="s", options=options)
+
+
+def test_one_process_per_gpu_counts_the_gpus_the_operator_knows_of(
+    launcher: StepLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steplift.models import Resources
+
+    # The operator's machines have 4 GPUs (its config's instance type, say); the step names none.
+    monkeypatch.setattr(launcher.operator, "gpus_per_node", lambda info: 4)
+    spec = StepSpec.for_function(steps.add_and_log, (1, 2), {})
+    options = StepOptions(resources=Resources(nodes=2, processes_per_node="gpu"))
+    info = launcher.step_info(run=Run("r5"), step="s", attempt=1, options=options)
+    uri, _ = launcher.prepare(spec, info)
+    execution = ExecutionInfo.model_validate_json(launcher.store.get(uri))
+    assert (execution.nodes, execution.processes_per_node, execution.gpus_per_node) == (2, 4, 4)

@@ -321,7 +321,7 @@ class StepLauncher:
             if self.store.exists(uri)
             else None
         )
-        if info.resources.world_size == 1:
+        if info.resources.nodes * self.operator.processes_per_node(info) == 1:
             return record
         failures = [
             ResultRecord.model_validate_json(self.store.get(failure))
@@ -372,8 +372,8 @@ class StepLauncher:
             command=list(spec.command) if spec.kind == "command" else None,
             result_uri=result_uri(info.artifact_uri),
             nodes=info.resources.nodes,
-            processes_per_node=info.resources.local_processes,
-            gpus_per_node=info.resources.gpu_count,
+            processes_per_node=self.operator.processes_per_node(info),
+            gpus_per_node=self.operator.gpus_per_node(info),
         )
         if self.store.exists(info_uri):
             existing_blob = self.store.get(info_uri)

@@ -64,16 +64,20 @@ class Resources(_Frozen):
             raise ValueError("must be at least 1, or 'gpu' for one process per GPU")
         return value
 
-    @property
-    def local_processes(self) -> int:
-        """Processes per node: 'gpu' means one per GPU (one on a CPU node)."""
+    def processes_for(self, gpus_per_node: int) -> int:
+        """Processes per node on machines with that many GPUs: 'gpu' means one per GPU."""
         if self.processes_per_node == "gpu":
-            return max(self.gpu_count, 1)
+            return max(gpus_per_node, 1)
         return self.processes_per_node
 
     @property
+    def local_processes(self) -> int:
+        """Processes per node, counting the GPUs this request names."""
+        return self.processes_for(self.gpu_count)
+
+    @property
     def world_size(self) -> int:
-        """Processes across all nodes."""
+        """Processes across all nodes, counting the GPUs this request names."""
         return self.nodes * self.local_processes
 
     @property

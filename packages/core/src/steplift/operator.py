@@ -355,6 +355,15 @@ class StepOperator(ABC):
                 has_value=True,
             )
 
+    def gpus_per_node(self, info: StepRunInfo) -> int:
+        """GPUs on each machine of the step: the step's own request, unless the flavor knows
+        better (a GPU or an instance type in the operator's config)."""
+        return info.resources.gpu_count
+
+    def processes_per_node(self, info: StepRunInfo) -> int:
+        """Processes the step runs on each node (``processes_per_node="gpu"``: one per GPU)."""
+        return info.resources.processes_for(self.gpus_per_node(info))
+
     def job_environment(self, info: StepRunInfo) -> dict[str, str]:
         """The environment of the job: the operator's, then the step's on top."""
         environment = {**self.config.environment, **info.environment}
