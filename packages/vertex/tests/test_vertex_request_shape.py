@@ -142,6 +142,15 @@ def test_a_single_node_step_is_one_pool_of_one_replica(scripted: VertexEmulator)
     assert handle.extra["nodes"] == "1"
 
 
+def test_one_process_per_gpu_counts_the_configured_machines_gpus(scripted: VertexEmulator) -> None:
+    operator = make_operator(scripted, gpu="A100:8")
+    step = info(resources=Resources(nodes=2, processes_per_node="gpu"))
+    assert (operator.gpus_per_node(step), operator.processes_per_node(step)) == (8, 8)
+    cpu_only = make_operator(scripted)
+    assert cpu_only.processes_per_node(step) == 1
+    assert len(scripted.requests) == 0
+
+
 def test_a_replica_count_that_matches_the_nodes_is_kept(scripted: VertexEmulator) -> None:
     operator = make_operator(scripted, replica_count=2)
     operator.submit(info(resources=Resources(nodes=2)), COMMAND, {})

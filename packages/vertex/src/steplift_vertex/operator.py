@@ -271,6 +271,10 @@ class VertexStepOperator(StepOperator):
             )
         return MachineSpec(DEFAULT_CPU_MACHINE)
 
+    def gpus_per_node(self, info: StepRunInfo) -> int:
+        """The accelerators of each replica's machine (the step's, else the config's)."""
+        return self.machine_spec(info).accelerator_count
+
     def boot_disk_gb(self, info: StepRunInfo) -> int | None:
         """The boot disk size of every replica (None: Vertex's default of 100 GB)."""
         disk_gb = info.resources.disk_gb or self._vertex.boot_disk_size_gb
