@@ -55,8 +55,9 @@ class EmulatorBackend:
         return FailureKind.INFRASTRUCTURE
 
     def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
+        # Any host's process: a multi-node job is running while one of its hosts is.
         runner = self.emulator.runner(handle.job_id)
-        return runner is not None and runner.process is not None and runner.process.poll() is None
+        return runner is not None and runner.processes_running()
 
 
 class TestSageMakerConformance(StepOperatorConformance):
@@ -84,6 +85,8 @@ class TestSageMakerConformance(StepOperatorConformance):
 
     @pytest.fixture
     def backend(self, emulator: SageMakerEmulator) -> EmulatorBackend:
+        # The emulator serves the whole module: each test counts only its own calls.
+        emulator.requests.clear()
         return EmulatorBackend(emulator)
 
     @pytest.fixture

@@ -47,7 +47,13 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
     bucket: str = Field(description="s3://bucket/prefix for execution info, inputs and results.")
     instance_type: str | None = Field(default=None, description="Wins over gpu.")
     gpu: str | None = Field(default=None, description="GPU request, e.g. 'A10G:1'.")
-    instance_count: int = Field(default=1, ge=1, le=100)
+    instance_count: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="InstanceCount of one-node steps; a multi-node step gets one instance per "
+        "node (resources nodes) and refuses a different count here.",
+    )
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
     spot: bool = Field(default=False, description="Managed spot training.")
     max_wait: int | None = Field(

@@ -1,8 +1,17 @@
-"""The ``sagemaker`` step operator: one training job per step attempt, through boto3."""
+"""The ``sagemaker`` step operator: one training job per step attempt, through boto3.
+
+A step on ``Resources(nodes=N)`` is one training job with ``InstanceCount = N``: SageMaker
+starts the same container on hosts ``algo-1`` .. ``algo-N`` and describes the cluster to each
+in ``/opt/ml/input/config/resourceconfig.json``, which steplift's entrypoint reads (node rank =
+the host's place among the sorted hosts, ``algo-1`` the rendezvous master). Each host logs to
+its own CloudWatch stream; :meth:`SageMakerStepOperator.read_logs` puts ``[node R] `` before
+the lines of host ``algo-<R+1>`` when the job has several hosts.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
@@ -21,6 +30,9 @@ from steplift_sagemaker.resources import (
 from steplift_sagemaker.store import S3ArtifactStore
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+INSTANCE_COUNT = "instance_count"
+"""Key of a multi-host job's host count in its handle's ``extra``."""
+_STREAM_HOST = re.compile(r"^algo-(\d+)$")
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 DEFAULT_MAX_RUNTIME = 86400  # what SageMaker itself assumes when none is given
 MAX_CONTAINER_ITEM = 256
@@ -104,8 +116,9 @@ def status_from_description(description: dict[str, Any]) -> JobStatus:
 
 
 class SageMakerStepOperator(StepOperator):
-    """Runs each step attempt as a SageMaker training job."""
+    """Runs each step attempt as a SageMaker training job (``InstanceCount`` = its nodes)."""
 
+    multi_node = True
 
     def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -177,6 +190,36 @@ class SageMakerStepOperator(StepOperator):
             return instance_type_for_gpu(self.sm_config.gpu)
         return DEFAULT_CPU_INSTANCE_TYPE
 
+    def instance_count(self, info: StepRunInfo) -> int:
+        """The job's ``InstanceCount``: the step's nodes; a one-node step keeps the config's
+        ``instance_count`` (every instance then runs the whole step, as before multi-node)."""
+        nodes = info.resources.nodes
+        return nodes if nodes > 1 else self.sm_config.instance_count
+
+    def check_step(self, info: StepRunInfo) -> None:
+        """Refuse, before any call, a GPU request no training instance type serves and a
+        multi-node step whose node count the config's ``instance_count`` contradicts.
+
+        SageMaker itself sets no maximum on ``InstanceCount`` (botocore's model: minimum 0, no
+        maximum); how many instances an account may run is a per-instance-type service quota,
+        which only CreateTrainingJob can tell (ResourceLimitExceeded, reported as a quota
+        failure), so no node count is refused here.
+        """
+        super().check_step(info)
+        self.instance_type(info)
+        nodes, configured = info.resources.nodes, self.sm_config.instance_count
+        if nodes > 1 and configured not in (1, nodes):
+            # steplift's entrypoint on every host would refuse the cluster it finds: a paid job
+            # that cannot run. The step's nodes say how many hosts it spans.
+            raise ConfigError(
+                f"the step asks for {nodes} nodes but the operator's instance_count is "
+                f"{configured}; a multi-node step gets one instance per node, so leave "
+                f"instance_count at 1 (or set it to {nodes})",
+                field="instance_count",
+                value=configured,
+                has_value=True,
+            )
+
     def job_name(self, info: StepRunInfo) -> str:
         """The deterministic training-job name of a step attempt."""
         return info.job_name(max_length=63)
@@ -219,7 +262,7 @@ class SageMakerStepOperator(StepOperator):
         }
         resource_config: dict[str, Any] = {
             "InstanceType": self.instance_type(info),
-            "InstanceCount": max(info.resources.nodes, config.instance_count),
+            "InstanceCount": self.instance_count(info),
             "VolumeSizeInGB": info.resources.disk_gb or config.volume_size_gb,
         }
         if config.keep_alive is not None:
@@ -259,25 +302,24 @@ class SageMakerStepOperator(StepOperator):
 
     # -- primitives -------------------------------------------------------------------------
 
-    def _handle(self, name: str, arn: str | None = None) -> JobHandle:
-        return JobHandle(
-            flavor="sagemaker",
-            job_id=name,
-            name=name,
-            extra={"region": self.sm_config.region, **({"arn": arn} if arn else {})},
-        )
+    def _handle(self, name: str, arn: str | None = None, instance_count: int = 1) -> JobHandle:
+        extra = {"region": self.sm_config.region, **({"arn": arn} if arn else {})}
+        if instance_count > 1:  # read_logs then prefixes every host's lines from the start
+            extra[INSTANCE_COUNT] = str(instance_count)
+        return JobHandle(flavor="sagemaker", job_id=name, name=name, extra=extra)
 
     def submit(
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
     ) -> JobHandle:
         request = self.create_request(info, entrypoint_command, environment)
+        count = int(request["ResourceConfig"]["InstanceCount"])
         sagemaker = self.client("sagemaker")
         # botocore retries throttling and 5xx on this create; the name is deterministic, so a
         # retry whose first try went through answers ResourceInUse, and we adopt that job.
         try:
             response = sagemaker.create_training_job(**request)
         except sagemaker.exceptions.ResourceInUse:
-            return self._handle(request["TrainingJobName"])
+            return self._handle(request["TrainingJobName"], instance_count=count)
         except sagemaker.exceptions.ResourceLimitExceeded as error:
             message = error.response.get("Error", {}).get("Message", str(error))
             raise StepFailed(
@@ -285,7 +327,7 @@ class SageMakerStepOperator(StepOperator):
                 failure_kind=FailureKind.QUOTA,
                 provider_state="ResourceLimitExceeded",
             ) from None
-        return self._handle(request["TrainingJobName"], response.get("TrainingJobArn"))
+        return self._handle(request["TrainingJobName"], response.get("TrainingJobArn"), count)
 
     def _describe(self, name: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
@@ -308,7 +350,8 @@ class SageMakerStepOperator(StepOperator):
         description = self._describe(name)
         if description is None:
             return None
-        return self._handle(name, description.get("TrainingJobArn"))
+        count = int((description.get("ResourceConfig") or {}).get("InstanceCount") or 1)
+        return self._handle(name, description.get("TrainingJobArn"), count)
 
     def get_status(self, handle: JobHandle) -> JobStatus:
         description = self._describe(handle.job_id)
@@ -332,7 +375,12 @@ class SageMakerStepOperator(StepOperator):
                 raise
 
     def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
-        """CloudWatch Logs streams ``<job>/algo-N-...``, each followed by its forward token."""
+        """CloudWatch Logs streams ``<job>/algo-K-<epoch>``, each followed by its forward token.
+
+        In a job of several hosts every line of host ``algo-K`` starts with ``[node K-1] ``
+        (steplift's node rank: the hosts sorted, ``algo-1`` first); a one-host job's lines,
+        even over the new streams of a spot restart, are left as they are.
+        """
         logs = self.client("logs")
         tokens: dict[str, str] = json.loads(cursor) if cursor else {}
         try:
@@ -341,11 +389,12 @@ class SageMakerStepOperator(StepOperator):
             ).get("logStreams", [])
         except logs.exceptions.ResourceNotFoundException:
             return LogChunk([], cursor)
-        names = sorted(stream["logStreamName"] for stream in streams)
+        hosts = {name: _stream_host(name) for name in (s["logStreamName"] for s in streams)}
+        names = sorted(hosts, key=lambda name: (_host_order(hosts[name]), name))
+        several = int(handle.extra.get(INSTANCE_COUNT, "1")) > 1 or len(set(hosts.values())) > 1
         lines: list[str] = []
         for name in names:
-            host = name.split("/", 1)[1].rsplit("-", 1)[0]
-            prefix = f"[{host}] " if len(names) > 1 else ""
+            prefix = f"[{_node_label(hosts[name])}] " if several else ""
             for _ in range(100):  # bounded: 100 pages of up to 10,000 events per poll
                 request: dict[str, Any] = {
                     "logGroupName": LOG_GROUP,
@@ -364,3 +413,19 @@ class SageMakerStepOperator(StepOperator):
                 if not events or unchanged:
                     break
         return LogChunk(lines, json.dumps(tokens, sort_keys=True))
+
+
+def _stream_host(stream: str) -> str:
+    """The host of a stream ``<job>/<host>-<epoch>``."""
+    return stream.split("/", 1)[-1].rsplit("-", 1)[0]
+
+
+def _host_order(host: str) -> tuple[int, str]:
+    match = _STREAM_HOST.match(host)
+    return (int(match.group(1)), host) if match else (1 << 30, host)
+
+
+def _node_label(host: str) -> str:
+    """``node R`` for host ``algo-<R+1>``; any other host keeps its own name."""
+    match = _STREAM_HOST.match(host)
+    return f"node {int(match.group(1)) - 1}" if match else host

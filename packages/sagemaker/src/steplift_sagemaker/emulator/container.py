@@ -5,6 +5,10 @@ checkpoint directory of CheckpointConfig.LocalPath) and, in framework images, `S
 set by the sagemaker-training toolkit. Here `/opt/ml` is a per-attempt temp directory: the
 variables point into it and any `/opt/ml` path (or the checkpoint LocalPath) found in the job's
 arguments and Environment values is rewritten to it.
+
+A job with ``InstanceCount = N`` has hosts ``algo-1`` .. ``algo-N``; each host gets its own
+`/opt/ml` (so its own ``resourceconfig.json`` naming it the ``current_host``) and its own
+``SM_HOSTS``/``SM_CURRENT_HOST``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .jobs import TrainingJob
 CONTAINER_ROOT = "/opt/ml"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 HOST = "algo-1"
+"""The first host of every job (the only one of a one-instance job)."""
 GROUP = "homogeneousCluster"
 
 # Credentials or endpoints of the caller must never leak into a job aimed at the emulator.
@@ -36,6 +41,17 @@ _DROPPED = frozenset(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_ROLE_ARN",
+        # A container never inherits the launching machine's cluster description: any of
+        # these would make steplift's entrypoint read the wrong cluster.
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "WORLD_SIZE",
+        "RANK",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "NODE_RANK",
+        "CLUSTER_SPEC",
+        "STEPLIFT_NODES",
     }
 )
 
@@ -109,8 +125,19 @@ def channel_names(job: TrainingJob) -> list[str]:
     return [channel["ChannelName"] for channel in job.request.get("InputDataConfig") or []]
 
 
-def prepare_workspace(job: TrainingJob, root: Path) -> Workspace:
-    """Create the `/opt/ml` tree and its config files for one attempt of a job."""
+def host_name(number: int) -> str:
+    """SageMaker's name of the job's host ``number`` (1-based): ``algo-1``, ``algo-2``..."""
+    return f"algo-{number}"
+
+
+def hosts(job: TrainingJob) -> list[str]:
+    """The job's hosts, ``algo-1`` .. ``algo-N`` for ``ResourceConfig.InstanceCount = N``."""
+    count = (job.request.get("ResourceConfig") or {}).get("InstanceCount") or 1
+    return [host_name(number) for number in range(1, max(int(count), 1) + 1)]
+
+
+def prepare_workspace(job: TrainingJob, root: Path, host: str = HOST) -> Workspace:
+    """Create the `/opt/ml` tree and its config files for one host of one attempt of a job."""
     checkpoint = job.request.get("CheckpointConfig")
     local = (checkpoint.get("LocalPath") or DEFAULT_CHECKPOINT_PATH) if checkpoint else None
     workspace = Workspace(root, local)
@@ -127,7 +154,7 @@ def prepare_workspace(job: TrainingJob, root: Path) -> Workspace:
     for directory in dirs:
         directory.mkdir(parents=True, exist_ok=True)
     files = {
-        "resourceconfig.json": resource_config(job),
+        "resourceconfig.json": resource_config(job, host),
         "hyperparameters.json": job.request.get("HyperParameters") or {},
         "inputdataconfig.json": input_data_config(job),
     }
@@ -143,15 +170,16 @@ def instance_type(job: TrainingJob) -> str:
     return str((job.request.get("ResourceConfig") or {}).get("InstanceType", "ml.m5.large"))
 
 
-def resource_config(job: TrainingJob) -> dict[str, Any]:
-    """Contents of /opt/ml/input/config/resourceconfig.json on a one-host job."""
+def resource_config(job: TrainingJob, host: str = HOST) -> dict[str, Any]:
+    """Contents of /opt/ml/input/config/resourceconfig.json on ``host``."""
     kind = instance_type(job)
+    names = hosts(job)
     return {
-        "current_host": HOST,
+        "current_host": host,
         "current_instance_type": kind,
         "current_group_name": GROUP,
-        "hosts": [HOST],
-        "instance_groups": [{"instance_group_name": GROUP, "instance_type": kind, "hosts": [HOST]}],
+        "hosts": names,
+        "instance_groups": [{"instance_group_name": GROUP, "instance_type": kind, "hosts": names}],
         "network_interface_name": "eth0",
     }
 
@@ -178,9 +206,20 @@ def command(job: TrainingJob, workspace: Workspace) -> list[str]:
 
 
 def environment(
-    job: TrainingJob, workspace: Workspace, client_env: Mapping[str, str]
+    job: TrainingJob,
+    workspace: Workspace,
+    client_env: Mapping[str, str],
+    host: str = HOST,
+    rendezvous: tuple[str, int] | None = None,
 ) -> dict[str, str]:
-    """The job process's environment: host env, SM_* contract, job Environment, emulator."""
+    """The environment of the job's process on ``host``: host env, SM_* contract, job
+    Environment, emulator.
+
+    ``rendezvous`` (address, port) becomes ``MASTER_ADDR``/``MASTER_PORT``: SageMaker's hosts
+    resolve ``algo-1`` by name, the hosts this emulator runs side by side on one machine cannot,
+    so they meet on 127.0.0.1 instead, at a port of their job's own (steplift's cluster
+    reader lets these two variables win over the first host's name).
+    """
     env = {
         key: value
         for key, value in os.environ.items()
@@ -197,16 +236,19 @@ def environment(
         "output_intermediate_dir": str(workspace.root / "output" / "intermediate"),
     }
     num_cpus = os.cpu_count() or 1
+    names = hosts(job)
     training_env: dict[str, Any] = {
         "job_name": job.name,
-        "current_host": HOST,
-        "hosts": [HOST],
+        "current_host": host,
+        "hosts": names,
+        "master_hostname": names[0],
+        "is_master": host == names[0],
         "num_gpus": 0,
         "num_cpus": num_cpus,
         "hyperparameters": hyperparameters,
         "channel_input_dirs": channels,
         "input_data_config": input_data_config(job),
-        "resource_config": resource_config(job),
+        "resource_config": resource_config(job, host),
         "network_interface_name": "eth0",
         "log_level": 20,
         **dirs,
@@ -217,8 +259,8 @@ def environment(
         TRAINING_JOB_ARN=job.arn,
         PYTHONUNBUFFERED="1",
         SM_CHANNELS=json.dumps(sorted(channels)),
-        SM_HOSTS=json.dumps([HOST]),
-        SM_CURRENT_HOST=HOST,
+        SM_HOSTS=json.dumps(names),
+        SM_CURRENT_HOST=host,
         SM_CURRENT_INSTANCE_TYPE=instance_type(job),
         SM_NUM_GPUS="0",
         SM_NUM_CPUS=str(num_cpus),
@@ -229,6 +271,8 @@ def environment(
         SM_LOG_LEVEL="20",
         SM_TRAINING_ENV=json.dumps(training_env),
     )
+    if rendezvous is not None:
+        env.update(MASTER_ADDR=rendezvous[0], MASTER_PORT=str(rendezvous[1]))
     for name, path in channels.items():
         env[f"SM_CHANNEL_{name.upper()}"] = path
     for key, value in hyperparameters.items():

@@ -6,6 +6,14 @@ Completed | Failed; StopTrainingJob -> Stopping -> Stopped; MaxRuntimeInSeconds 
 Stopped/MaxRuntimeExceeded; a spot interruption -> Interrupted -> Starting again (checkpoints
 restored), or Stopped/MaxWaitTimeExceeded once MaxWaitTimeInSeconds is spent.
 The lifecycles follow SageMaker's "Managed Spot Training Lifecycle" and DescribeTrainingJob docs.
+
+A job with ``InstanceCount = N`` trains on N hosts ``algo-1`` .. ``algo-N``, one local process
+each (a :class:`NodeGroup`), each with its own `/opt/ml`, its own CloudWatch stream
+``<job>/algo-K-<epoch>`` and a rendezvous address on 127.0.0.1. The job completes only when
+every host exits 0; the first host to fail fails the job (its FailureReason names the host) and
+stops the others; a stop, the max runtime or a spot interruption stops every host. As on
+SageMaker, the model and output data of every host are aggregated into one tarball each, and
+every host's checkpoint folder is synced to the one CheckpointConfig.S3Uri.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from steplift.testing.emulation import Faults, JobProcess
+from steplift.testing.emulation import Faults, JobProcess, NodeGroup, free_port
 
 from . import container
 from .jobs import JobStore, TrainingJob
@@ -64,12 +72,17 @@ class JobRunner:
         self.job = job
         self.context = context
         self.store = context.store
-        self.workspace: container.Workspace | None = None
-        self.process: JobProcess | None = None
+        self.hosts = container.hosts(job)
+        self.workspaces: list[container.Workspace] = []
+        """This attempt's `/opt/ml` of every host, in host order."""
+        self.group: NodeGroup | None = None
+        """This attempt's host processes, in host order (None before training starts)."""
         self._stop_requested = threading.Event()
         self._preempt_requested = threading.Event()
         self._instance_lost = threading.Event()
+        self._lost_host = 1
         self._shutdown = threading.Event()
+        self._wake = threading.Event()
         self._used_runtime = 0.0
         self._thread = threading.Thread(target=self._run, name=f"job-{job.name}", daemon=True)
 
@@ -82,27 +95,54 @@ class JobRunner:
     def request_stop(self) -> None:
         """StopTrainingJob was called (the job is already Stopping)."""
         self._stop_requested.set()
+        self._wake.set()
 
     def request_preempt(self) -> None:
-        """Interrupt the job as a spot reclaim does."""
+        """Interrupt the job as a spot reclaim does (every host goes)."""
         self._preempt_requested.set()
+        self._wake.set()
 
-    def request_instance_failure(self) -> None:
-        """Lose the training instance: the job fails with SageMaker's internal error."""
+    def request_instance_failure(self, host: int = 1) -> None:
+        """Lose the instance of host ``host`` (1-based, ``algo-<host>``): its process is
+        killed, the other hosts are stopped and the job fails with SageMaker's internal error.
+
+        ValueError for a host the job does not have.
+        """
+        if not 1 <= host <= len(self.hosts):
+            raise ValueError(f"{self.job.name} has hosts algo-1..algo-{len(self.hosts)}")
+        self._lost_host = host
         self._instance_lost.set()
+        self._wake.set()
 
     def shutdown(self, timeout: float = 15.0) -> None:
-        """End the job now (emulator stopping): terminate its process and join the thread."""
+        """End the job now (emulator stopping): terminate its processes and join the thread."""
         self._shutdown.set()
-        process = self.process
-        if process is not None:
-            process.terminate(min(self.context.grace, 1.0))
+        self._wake.set()
+        group = self.group
+        if group is not None:
+            group.terminate(min(self.context.grace, 1.0))
         self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:
         """True while the worker thread runs."""
         return self._thread.is_alive()
+
+    @property
+    def process(self) -> JobProcess | None:
+        """The process of the first host (``algo-1``), None before training starts."""
+        group = self.group
+        return group.processes[0] if group is not None else None
+
+    @property
+    def workspace(self) -> container.Workspace | None:
+        """The `/opt/ml` of the first host (``algo-1``), None before the download."""
+        return self.workspaces[0] if self.workspaces else None
+
+    def processes_running(self) -> bool:
+        """True while a process of any host is alive."""
+        group = self.group
+        return group is not None and group.is_running()
 
     # -- lifecycle
 
@@ -141,15 +181,16 @@ class JobRunner:
                 return
             if not self._set("Downloading"):
                 return
-            self.workspace = self._download(attempt)
-            if self.workspace is None:
+            workspaces = self._download(attempt)
+            if workspaces is None:
                 return
+            self.workspaces = workspaces
             if self._interrupted():
                 self._finish_stopped("Stopped")
                 return
             if not self._set("Training"):
                 return
-            if not self._train(self.workspace):
+            if not self._train(workspaces):
                 return
             # preempted: the spot instance is gone; SageMaker relaunches and restores.
             self._preempt_requested.clear()
@@ -178,10 +219,13 @@ class JobRunner:
             return False
         return True
 
-    def _download(self, attempt: int) -> container.Workspace | None:
-        """Lay out /opt/ml and fetch channels and checkpoints; None when the job failed."""
+    def _download(self, attempt: int) -> list[container.Workspace] | None:
+        """Lay out every host's /opt/ml and fetch channels and checkpoints into each; None
+        when the job failed."""
         root = self.context.workdir / self.job.name.lower() / f"attempt-{attempt}"
-        workspace = container.prepare_workspace(self.job, root)
+        workspaces = [
+            container.prepare_workspace(self.job, root / host, host) for host in self.hosts
+        ]
         s3 = self.context.clients.s3
         try:
             for channel in self.job.request.get("InputDataConfig") or []:
@@ -195,62 +239,90 @@ class JobRunner:
                         f"channels (channel {channel['ChannelName']})",
                     )
                     return None
-                download_prefix(s3, source["S3Uri"], workspace.channel_dir(channel["ChannelName"]))
+                for workspace in workspaces:  # FullyReplicated: every host gets everything
+                    download_prefix(
+                        s3, source["S3Uri"], workspace.channel_dir(channel["ChannelName"])
+                    )
             checkpoint = self.job.request.get("CheckpointConfig")
-            if checkpoint and workspace.checkpoint_dir is not None:
-                download_prefix(s3, checkpoint["S3Uri"], workspace.checkpoint_dir)
+            for workspace in workspaces:
+                if checkpoint and workspace.checkpoint_dir is not None:
+                    download_prefix(s3, checkpoint["S3Uri"], workspace.checkpoint_dir)
         except (ClientError, BotoCoreError) as error:
             self._set("Failed", f"ClientError: Data download failed: {error}")
             return None
-        return workspace
+        return workspaces
 
-    def _train(self, workspace: container.Workspace) -> bool:
-        """Run the command; False when the job reached its end, True when it was preempted."""
-        command = container.command(self.job, workspace)
-        if not command:
+    def _train(self, workspaces: list[container.Workspace]) -> bool:
+        """Run the command on every host; False when the job reached its end, True when it
+        was preempted."""
+        commands = [container.command(self.job, workspace) for workspace in workspaces]
+        if not commands[0]:
             self._set(
                 "Failed",
                 "ClientError: the emulator runs AlgorithmSpecification."
                 "ContainerEntrypoint (+ ContainerArguments); this job has none",
             )
             return False
-        stream = f"{self.job.name}/{container.HOST}-{int(time.time())}"
-        writer = LogStreamWriter(self.context.clients.logs, stream)
+        epoch = int(time.time())
+        writers = [
+            LogStreamWriter(self.context.clients.logs, f"{self.job.name}/{host}-{epoch}")
+            for host in self.hosts
+        ]
         remaining = self.job.stopping_condition["MaxRuntimeInSeconds"] - self._used_runtime
+        # One port per attempt: the hosts' rendezvous (see container.environment).
+        rendezvous = ("127.0.0.1", free_port())
+        client_env = self.context.client_env()
+
+        def make_host(index: int, on_exit: Callable[[JobProcess], None]) -> JobProcess:
+            writer, workspace, host = writers[index], workspaces[index], self.hosts[index]
+
+            def exited(process: JobProcess) -> None:
+                on_exit(process)
+                self._wake.set()
+
+            return JobProcess(
+                commands[index],
+                env=container.environment(self.job, workspace, client_env, host, rendezvous),
+                cwd=workspace.root,
+                on_line=lambda line: self._output(writer, host, line),
+                max_runtime=max(remaining, 0.01),
+                grace=self.context.grace,
+                on_exit=exited,
+            )
+
+        group = NodeGroup(len(self.hosts), make_host)
+        waited_out = lost = False
         started = time.monotonic()
-        process = JobProcess(
-            command,
-            env=container.environment(self.job, workspace, self.context.client_env()),
-            cwd=workspace.root,
-            on_line=lambda line: self._output(writer, line),
-            max_runtime=max(remaining, 0.01),
-            grace=self.context.grace,
-        )
-        waited_out = False
         try:
-            self.process = process.start()
-            while process.wait(_POLL) is None:
-                if (
-                    self._interrupted()
-                    or self._preempt_requested.is_set()
-                    or self._instance_lost.is_set()
-                ):
-                    process.terminate()
+            try:
+                group.start()
+            except OSError as error:
+                group.terminate()  # the hosts started before the one that could not
+                self._set("Failed", f"AlgorithmError: could not start {commands[0][0]!r}: {error}")
+                return False
+            self.group = group
+            while group.is_running():
+                if self._interrupted() or self._preempt_requested.is_set():
+                    group.terminate()
+                elif self._instance_lost.is_set() and not lost:
+                    lost = True  # a lost instance is gone at once; the others then stop
+                    group.kill_node(self._lost_host - 1)
                 elif self._wait_exceeded():
                     waited_out = True
-                    process.terminate()
-        except OSError as error:
-            self._set("Failed", f"AlgorithmError: could not start {command[0]!r}: {error}")
-            return False
+                    group.terminate()
+                self._wake.wait(_POLL)
+                self._wake.clear()
         finally:
-            writer.close()
+            for writer in writers:
+                writer.close()
             self._used_runtime += time.monotonic() - started
         if self._shutdown.is_set():
             self._set("Stopped")
             return False
         if self._instance_lost.is_set() and not self._stop_requested.is_set():
             self._sync_checkpoints()  # SageMaker uploads checkpoints as they are written
-            self._set("Failed", INTERNAL_ERROR)
+            where = f" (host {self._lost_host_name()} was lost)" if len(self.hosts) > 1 else ""
+            self._set("Failed", INTERNAL_ERROR + where)
             return False
         if self._preempt_requested.is_set() and not self._stop_requested.is_set():
             return True
@@ -258,30 +330,42 @@ class JobRunner:
             self._finish_stopped("Stopped")
         elif waited_out:
             self._finish_stopped("MaxWaitTimeExceeded")
-        elif process.timed_out:
+        elif group.timed_out:
             self._finish_stopped("MaxRuntimeExceeded")
-        elif process.exit_code == 0:
+        elif all(code == 0 for code in group.exit_codes):
             self._finish_completed()
         else:
             self._sync_checkpoints()
-            self._set("Failed", self._algorithm_error(workspace, process.exit_code))
+            failed = group.failed_node
+            if failed is None:  # not seen failing first: take the first host that did
+                failed = next(i for i, code in enumerate(group.exit_codes) if code != 0)
+            self._set("Failed", self._algorithm_error(failed, group.exit_codes[failed]))
         return False
 
-    def _output(self, writer: LogStreamWriter, line: str) -> None:
-        writer.write(line)
-        job_output.info("[%s] %s", self.job.name, line)
+    def _lost_host_name(self) -> str:
+        return container.host_name(self._lost_host)
 
-    def _algorithm_error(self, workspace: container.Workspace, exit_code: int | None) -> str:
+    def _output(self, writer: LogStreamWriter, host: str, line: str) -> None:
+        writer.write(line)
+        if len(self.hosts) > 1:
+            job_output.info("[%s %s] %s", self.job.name, host, line)
+        else:
+            job_output.info("[%s] %s", self.job.name, line)
+
+    def _algorithm_error(self, host: int, exit_code: int | None) -> str:
+        """FailureReason of host index ``host`` exiting with ``exit_code``."""
         # As on SageMaker, /opt/ml/output/failure is where an algorithm explains itself.
         try:
-            detail = workspace.failure_file.read_text(errors="replace").strip()[:900]
+            failure = self.workspaces[host].failure_file
+            detail = failure.read_text(errors="replace").strip()[:900]
         except OSError:
             detail = ""
         if exit_code is not None and exit_code < 0:
             exit_code = 128 - exit_code  # a container killed by signal N exits 128+N
+        where = f" (host {self.hosts[host]})" if len(self.hosts) > 1 else ""
         return (
             f"AlgorithmError: {detail or 'See job logs for more information'}, "
-            f"exit code: {exit_code}"
+            f"exit code: {exit_code}{where}"
         )
 
     # -- endings
@@ -300,7 +384,7 @@ class JobRunner:
     def _finish_stopped(self, secondary: str) -> None:
         """Stopping, then a Stopped secondary status; artifacts so far are still uploaded."""
         self._set("Stopping")
-        if self.workspace is not None and not self._shutdown.is_set():
+        if self.workspaces and not self._shutdown.is_set():
             try:
                 self._upload_outputs()
             except (ClientError, BotoCoreError, OSError):
@@ -309,29 +393,47 @@ class JobRunner:
         self._set(secondary)
 
     def _upload_outputs(self) -> None:
-        workspace = self.workspace
-        assert workspace is not None
+        workspaces = self.workspaces
+        assert workspaces
         s3 = self.context.clients.s3
         prefix = (
             f"{self.job.request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/"
             f"{self.job.name}/output"
         )
-        upload_tarball(s3, workspace.model_dir, f"{prefix}/model.tar.gz")
+        model = self._aggregate("model", [workspace.model_dir for workspace in workspaces])
+        upload_tarball(s3, model, f"{prefix}/model.tar.gz")
         self.job.model_artifacts = f"{prefix}/model.tar.gz"
-        if any(workspace.output_data_dir.iterdir()):
-            upload_tarball(s3, workspace.output_data_dir, f"{prefix}/output.tar.gz")
+        output_data = self._aggregate("output-data", [w.output_data_dir for w in workspaces])
+        if any(output_data.iterdir()):
+            upload_tarball(s3, output_data, f"{prefix}/output.tar.gz")
+
+    def _aggregate(self, name: str, folders: list[Path]) -> Path:
+        """One folder holding every host's ``folders`` (SageMaker aggregates them into one
+        tarball; hosts should avoid clashing names, and here the later host wins)."""
+        if len(folders) == 1:
+            return folders[0]
+        merged = self.workspaces[0].root.parent / "aggregated" / name
+        shutil.rmtree(merged, ignore_errors=True)
+        merged.mkdir(parents=True)
+        for folder in folders:
+            shutil.copytree(folder, merged, dirs_exist_ok=True)
+        return merged
 
     def _sync_checkpoints(self, raise_errors: bool = False) -> None:
         checkpoint = self.job.request.get("CheckpointConfig")
-        workspace = self.workspace
-        if not checkpoint or workspace is None or workspace.checkpoint_dir is None:
+        if not checkpoint:
             return
-        try:
-            upload_directory(self.context.clients.s3, workspace.checkpoint_dir, checkpoint["S3Uri"])
-        except (ClientError, BotoCoreError, OSError):
-            if raise_errors:
-                raise
-            logger.warning("could not upload checkpoints of %s", self.job.name)
+        for workspace in self.workspaces:  # every host syncs to the one S3Uri
+            if workspace.checkpoint_dir is None:
+                continue
+            try:
+                upload_directory(
+                    self.context.clients.s3, workspace.checkpoint_dir, checkpoint["S3Uri"]
+                )
+            except (ClientError, BotoCoreError, OSError):
+                if raise_errors:
+                    raise
+                logger.warning("could not upload checkpoints of %s", self.job.name)
 
 
 def remove_workdir(path: Path) -> None:

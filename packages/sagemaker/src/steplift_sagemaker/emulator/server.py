@@ -48,7 +48,8 @@ class SageMakerEmulator(EmulatorBase):
     """SageMaker (training jobs), S3 and CloudWatch Logs on 127.0.0.1 for the real boto3 client.
 
     Use as a context manager (or start()/stop()). In "execute" mode each training job's
-    ContainerEntrypoint + ContainerArguments runs as a local process; in "scripted" mode every
+    ContainerEntrypoint + ContainerArguments runs as a local process per host (InstanceCount
+    hosts, algo-1..algo-N, meeting on 127.0.0.1); in "scripted" mode every
     DescribeTrainingJob moves the job one step along its script.
     """
 
@@ -160,10 +161,15 @@ class SageMakerEmulator(EmulatorBase):
         """
         self.jobs.preempt(job_id)
 
-    def fail_instance(self, job_id: str) -> None:
-        """Execute mode: the instance of a running job fails; the job ends Failed with
-        SageMaker's InternalServerError (an infrastructure failure, unlike a preemption)."""
-        self.jobs.fail_instance(job_id)
+    def fail_instance(self, job_id: str, host: int = 1) -> None:
+        """Execute mode: an instance of a running job fails; the job ends Failed with
+        SageMaker's InternalServerError (an infrastructure failure, unlike a preemption).
+
+        ``host`` is the 1-based number of the lost host (``algo-<host>``); its process is
+        killed at once and the job's other hosts are stopped. KeyError for an unknown job or
+        one not training yet, ValueError for a host the job does not have.
+        """
+        self.jobs.fail_instance(job_id, host)
 
     def script(
         self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
@@ -179,13 +185,13 @@ class SageMakerEmulator(EmulatorBase):
         return [job.name for job in sorted(self.store, key=lambda job: job.created)]
 
     def is_running(self, job_id: str) -> bool:
-        """True while the job's runner thread or process is alive."""
+        """True while the job's runner thread or the process of any of its hosts is alive."""
         runner = self.runner(job_id)
         if runner is None:
             return False
-        process = runner.process
-        return runner.alive or (process is not None and process.poll() is None)
+        return runner.alive or runner.processes_running()
 
     def runner(self, job_id: str) -> JobRunner | None:
-        """Execute mode: the runner of a job (its `process` and `workspace`), for tests."""
+        """Execute mode: the runner of a job (its hosts' `group` of processes and their
+        `workspaces`), for tests."""
         return self.jobs.runner(job_id)

@@ -181,12 +181,13 @@ class TrainingJobService:
         self._default_script = list(DEFAULT_SCRIPT)
         self._job_scripts.clear()
 
-    def fail_instance(self, job_id: str) -> None:
-        """Execute mode: the running job's instance fails (KeyError: unknown or not running)."""
-        runner = self._runners.get(job_id)
-        if runner is None or runner.process is None:
+    def fail_instance(self, job_id: str, host: int = 1) -> None:
+        """Execute mode: the instance of host ``host`` (1-based, ``algo-<host>``) of a running
+        job fails (KeyError: unknown or not running; ValueError: no such host)."""
+        runner = self.runner(job_id)
+        if runner is None or runner.group is None:
             raise KeyError(job_id)
-        runner.request_instance_failure()
+        runner.request_instance_failure(host)
 
     def preempt(self, job_id: str) -> None:
         """Spot-interrupt a running job (KeyError: unknown; ValueError: not preemptible)."""

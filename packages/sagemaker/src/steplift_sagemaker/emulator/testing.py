@@ -119,8 +119,10 @@ def training_job_request(
     spot: bool = False,
     checkpoint: bool = False,
     environment: dict[str, str] | None = None,
+    instance_count: int = 1,
 ) -> dict[str, Any]:
-    """CreateTrainingJob parameters; execute mode runs `command` (entrypoint + arguments)."""
+    """CreateTrainingJob parameters; execute mode runs `command` (entrypoint + arguments) on
+    each of the `instance_count` hosts."""
     spec: dict[str, Any] = {
         "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/steplift:test",
         "TrainingInputMode": "File",
@@ -136,7 +138,7 @@ def training_job_request(
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/output"},
         "ResourceConfig": {
             "InstanceType": "ml.g5.xlarge",
-            "InstanceCount": 1,
+            "InstanceCount": instance_count,
             "VolumeSizeInGB": 30,
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime},
