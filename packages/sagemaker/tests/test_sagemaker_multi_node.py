@@ -121,10 +121,6 @@ def test_a_multi_node_request_asks_for_one_instance_per_node(
 
     single = operator.submit(step_info("single"), ["python"], {})
     assert "instance_count" not in single.extra
-    # A one-node step keeps the operator's instance_count, as before multi-node steps.
-    legacy = make_operator(scripted.emulator, monkeypatch, instance_count=3)
-    request = legacy.create_request(step_info("legacy"), ["python"], {})
-    assert request["ResourceConfig"]["InstanceCount"] == 3
     agreeing = make_operator(scripted.emulator, monkeypatch, instance_count=2)
     request = agreeing.create_request(step_info("agree", resources=Resources(nodes=2)), ["p"], {})
     assert request["ResourceConfig"]["InstanceCount"] == 2
@@ -134,9 +130,10 @@ def test_a_multi_node_request_asks_for_one_instance_per_node(
     ("fields", "resources", "field"),
     [
         ({"instance_count": 3}, Resources(nodes=2), "instance_count"),
+        ({"instance_count": 3}, Resources(), "instance_count"),
         ({}, Resources(nodes=2, gpu="A100:2"), "resources.gpu"),
     ],
-    ids=["instance-count-contradicts-nodes", "no-instance-type-for-the-gpus"],
+    ids=["instance-count-contradicts-nodes", "instance-count-on-one-node", "no-instance-type"],
 )
 def test_a_step_sagemaker_cannot_run_is_refused_before_any_call(
     scripted: EmulatorClients,
@@ -358,3 +355,13 @@ def test_a_lost_host_fails_the_step_naming_it_and_leaves_no_process(
     assert _all_gone(runner.group.processes)
     with pytest.raises(ValueError, match="algo-1..algo-2"):
         emulator.fail_instance(job, host=3)
+
+
+def test_one_process_per_gpu_counts_the_instance_types_gpus(
+    scripted: EmulatorClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(scripted.emulator, monkeypatch, instance_type="ml.g5.12xlarge")
+    step = step_info("per-gpu", resources=Resources(nodes=2, processes_per_node="gpu"))
+    assert (operator.gpus_per_node(step), operator.processes_per_node(step)) == (4, 4)
+    cpu = make_operator(scripted.emulator, monkeypatch, instance_type="ml.m5.xlarge")
+    assert cpu.processes_per_node(step) == 1

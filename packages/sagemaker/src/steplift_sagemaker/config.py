@@ -51,8 +51,8 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
         default=1,
         ge=1,
         le=100,
-        description="InstanceCount of one-node steps; a multi-node step gets one instance per "
-        "node (resources nodes) and refuses a different count here.",
+        description="Must be 1 or the step's nodes: a step gets one instance per node "
+        "(resources nodes, --nodes); any other count is refused before submitting.",
     )
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
     spot: bool = Field(default=False, description="Managed spot training.")

@@ -25,6 +25,7 @@ from steplift_sagemaker.config import SageMakerStepOperatorConfig, check_environ
 from steplift_sagemaker.resources import (
     DEFAULT_CPU_INSTANCE_TYPE,
     check_instance_type,
+    gpus_of_instance_type,
     instance_type_for_gpu,
 )
 from steplift_sagemaker.store import S3ArtifactStore
@@ -191,10 +192,12 @@ class SageMakerStepOperator(StepOperator):
         return DEFAULT_CPU_INSTANCE_TYPE
 
     def instance_count(self, info: StepRunInfo) -> int:
-        """The job's ``InstanceCount``: the step's nodes; a one-node step keeps the config's
-        ``instance_count`` (every instance then runs the whole step, as before multi-node)."""
-        nodes = info.resources.nodes
-        return nodes if nodes > 1 else self.sm_config.instance_count
+        """The job's ``InstanceCount``: one instance per node of the step."""
+        return info.resources.nodes
+
+    def gpus_per_node(self, info: StepRunInfo) -> int:
+        """The GPUs of the step's instance type (its own request, or the config's type)."""
+        return gpus_of_instance_type(self.instance_type(info))
 
     def check_step(self, info: StepRunInfo) -> None:
         """Refuse, before any call, a GPU request no training instance type serves and a
@@ -208,13 +211,13 @@ class SageMakerStepOperator(StepOperator):
         super().check_step(info)
         self.instance_type(info)
         nodes, configured = info.resources.nodes, self.sm_config.instance_count
-        if nodes > 1 and configured not in (1, nodes):
-            # steplift's entrypoint on every host would refuse the cluster it finds: a paid job
-            # that cannot run. The step's nodes say how many hosts it spans.
+        if configured not in (1, nodes):
+            # Every instance runs the step's entrypoint, which would refuse a cluster of
+            # another size than the step asked for: a paid job that cannot run.
             raise ConfigError(
-                f"the step asks for {nodes} nodes but the operator's instance_count is "
-                f"{configured}; a multi-node step gets one instance per node, so leave "
-                f"instance_count at 1 (or set it to {nodes})",
+                f"the step asks for {nodes} node(s) but the operator's instance_count is "
+                f"{configured}; a step gets one instance per node, so leave instance_count at "
+                f"1 and ask for nodes={configured} on the step (--nodes on the CLI)",
                 field="instance_count",
                 value=configured,
                 has_value=True,

@@ -258,6 +258,15 @@ def available_gpus() -> list[str]:
     return [f"{gpu}:{count}" for gpu, counts in GPU_INSTANCE_TYPES.items() for count in counts]
 
 
+def gpus_of_instance_type(instance_type: str) -> int:
+    """GPUs of a training instance type this table knows (0: a CPU type, or one it lacks)."""
+    for counts in GPU_INSTANCE_TYPES.values():
+        for count, known in counts.items():
+            if known == instance_type:
+                return count
+    return 0
+
+
 def instance_type_for_gpu(request: str, field: str = "gpu") -> str:
     """The training instance type for a GPU request; ConfigError lists what exists."""
     try:
