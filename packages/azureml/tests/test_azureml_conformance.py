@@ -24,13 +24,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallo
 
 
 class EmulatorBackend:
-    """Asks the emulator what happened, and breaks jobs the way Azure does."""
+    """Asks the emulator what happened, and breaks jobs the way Azure does.
+
+    One emulator serves the whole module, so jobs are counted from this test's start.
+    """
 
     def __init__(self, emulator: AzureMLEmulator) -> None:
         self.emulator = emulator
+        self.jobs_before = emulator.created_jobs
 
     def submissions(self) -> int:
-        return self.emulator.created_jobs
+        return self.emulator.created_jobs - self.jobs_before
 
     def api_calls(self) -> int:
         return len(self.emulator.requests)
@@ -41,6 +45,7 @@ class EmulatorBackend:
         return FailureKind.PREEMPTED
 
     def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
+        # Any process of the job, on any of its instances.
         return self.emulator.is_running(handle.job_id)
 
 

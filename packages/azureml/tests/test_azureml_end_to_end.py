@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azureml_helpers import operator_fields
 
 import steplift
@@ -20,6 +24,7 @@ from steplift.operator import LaunchObserver
 from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
 from steplift.testing import steps
+from steplift.testing.emulation import group_alive
 from steplift_azureml.emulator.service import AzureMLEmulator
 from steplift_azureml.flavor import AzureMLFlavor
 from steplift_azureml.operator import AzureMLStepOperator
@@ -201,7 +206,7 @@ def test_logs_are_read_incrementally_without_gaps_or_duplicates(
     assert lines == [f"line {i}" for i in range(300)]
 
 
-def test_instances_run_with_the_pytorch_distribution_environment(
+def test_every_process_of_every_instance_runs_with_the_pytorch_distribution_environment(
     execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
     operator = make_operator(execute_emulator, shared)
@@ -209,19 +214,108 @@ def test_instances_run_with_the_pytorch_distribution_environment(
         pipeline="nodes",
         run=run_name("nodes"),
         step="ranks",
-        resources=Resources(nodes=2),
+        resources=Resources(nodes=2, processes_per_node=2),
         artifact_uri="azureblob://devstoreaccount1/steplift-tests/n",
     )
-    code = (
-        "import os; print(os.environ['RANK'], os.environ['WORLD_SIZE'], "
-        "os.environ['AZUREML_RUN_ID'], os.environ['MASTER_ADDR'])"
-    )
+    names = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR")
+    code = f"import os; print(*(os.environ[name] for name in {names!r}))"
     handle = operator.submit(info, ["python", "-c", code], {})
     assert wait_for(lambda: operator.get_status(handle).state.is_terminal)
     assert operator.get_status(handle).state is JobState.SUCCEEDED
     job = execute_emulator.jobs[handle.job_id]
-    assert job.log_bytes("user_logs/std_log.txt") == f"0 2 {handle.job_id} 127.0.0.1\n".encode()
-    assert job.log_bytes("user_logs/std_log_1.txt") == f"1 2 {handle.job_id} 127.0.0.1\n".encode()
+    # Azure ML's names: one log per process (global rank), no std_log.txt.
+    assert sorted(job.logs) == [f"user_logs/std_log_process_{rank}.txt" for rank in range(4)]
+    for rank in range(4):
+        expected = f"{rank} {rank % 2} {rank // 2} 4 2 127.0.0.1\n".encode()
+        assert job.log_bytes(f"user_logs/std_log_process_{rank}.txt") == expected
+    chunk = operator.read_logs(handle, None)
+    assert sorted(chunk.lines) == sorted(
+        f"[node {rank // 2}] {rank} {rank % 2} {rank // 2} 4 2 127.0.0.1" for rank in range(4)
+    )
+    assert operator.read_logs(handle, chunk.cursor).lines == []
+
+
+def _kill_node_over_the_control_api(emulator: AzureMLEmulator, job_id: str, node: Any) -> int:
+    assert emulator.control_url is not None
+    request = urllib.request.Request(
+        f"{emulator.control_url}/_steplift/jobs/{job_id}/kill-node",
+        data=json.dumps({"node": node}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        error.close()
+        return int(error.code)
+
+
+def test_a_killed_node_fails_the_step_naming_it_and_stops_every_process(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    from steplift.launcher import StepLauncher, StepOptions, StepSpec
+    from steplift.runs import Run, RunIndex
+
+    operator = make_operator(execute_emulator, shared)
+    refusals: list[int] = []
+    pids: list[int | None] = []
+    lines: list[str] = []
+
+    class KillNodeOne(LaunchObserver):
+        handle: JobHandle | None = None
+
+        def on_job(self, handle: JobHandle, adopted: bool) -> None:
+            self.handle = handle
+
+        def on_log(self, line: str) -> None:
+            lines.append(line)
+            if "rank 3 waiting" in line and self.handle is not None and not pids:
+                job = execute_emulator.jobs[self.handle.job_id]
+                pids.extend(process.pid for process in job.processes)
+                refusals.append(_kill_node_over_the_control_api(execute_emulator, job.name, 2))
+                assert _kill_node_over_the_control_api(execute_emulator, job.name, 1) == 200
+
+    observer = KillNodeOne()
+    launcher = StepLauncher(operator, observer=observer, index=RunIndex(Path.cwd() / "runs"))
+    spec = StepSpec.for_function(steps.fail_on_rank, (7, "never"), {})
+    options = StepOptions(resources=Resources(nodes=2, processes_per_node=2))
+    with pytest.raises(StepFailed) as caught:
+        launcher.run(spec, run=Run(run_name("kill")), step="lost-node", options=options)
+    assert len(pids) == 4, lines
+    assert refusals == [409]  # the job has instances 0 and 1 only
+    failure = caught.value
+    assert failure.failure_kind is FailureKind.INFRASTRUCTURE, str(failure)
+    assert "Node 1 of the job was lost" in str(failure)
+    assert failure.handle is not None
+    job = execute_emulator.jobs[failure.handle.job_id]
+    assert job.error and job.error["error"]["innerError"]["code"] == "NodeFailure"
+    assert wait_for(lambda: not execute_emulator.is_running(job.name))
+    assert not [pid for pid in pids if pid is not None and group_alive(pid)]
+    assert _kill_node_over_the_control_api(execute_emulator, job.name, 0) == 409  # ended
+
+
+def test_the_emulator_refuses_a_distribution_it_cannot_run(
+    execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    from azure.ai.ml import MpiDistribution
+
+    operator = make_operator(execute_emulator, shared)
+    info = StepRunInfo(
+        pipeline="mpi",
+        run=run_name("mpi"),
+        step="ranks",
+        resources=Resources(nodes=2),
+        artifact_uri="azureblob://devstoreaccount1/steplift-tests/m",
+    )
+    job = operator.build_job(info, ["python", "-c", "pass"], {})
+    job.distribution = MpiDistribution(process_count_per_instance=2)
+    created = execute_emulator.created_jobs
+    with pytest.raises(HttpResponseError) as caught:
+        operator.create_client.jobs.create_or_update(job)
+    assert "PyTorch distributions, not 'Mpi'" in str(caught.value)
+    assert execute_emulator.created_jobs == created
 
 
 def test_the_emulator_enforces_limits_timeout(

@@ -4,6 +4,8 @@ it behaves under the emulator's faults; against the scripted emulator and the re
 from __future__ import annotations
 
 import random
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,14 +207,60 @@ def test_registered_environment_is_referenced_by_name(
     assert job["environmentId"].endswith("/environments/train-env/versions/7")
 
 
-def test_nodes_become_instance_count_with_pytorch_distribution(
-    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+@pytest.mark.parametrize(
+    ("resources", "instance_count", "distribution"),
+    [
+        # One process per GPU on each of 2 nodes: Azure ML starts 8 per instance.
+        (
+            Resources(gpu="A100:8", nodes=2, processes_per_node="gpu"),
+            2,
+            {"distributionType": "PyTorch", "processCountPerInstance": 8},
+        ),
+        (
+            Resources(gpu="A100:8", nodes=2),
+            2,
+            {"distributionType": "PyTorch", "processCountPerInstance": 1},
+        ),
+        (
+            Resources(nodes=1, processes_per_node=2),
+            1,
+            {"distributionType": "PyTorch", "processCountPerInstance": 2},
+        ),
+        (Resources(gpu="A100:8"), 1, None),
+    ],
+    ids=["2x8-per-gpu", "2x1", "1x2", "single"],
+)
+def test_nodes_and_processes_become_instance_count_and_a_pytorch_distribution(
+    emulator: AzureMLEmulator,
+    shared: AzureMLStepOperator,
+    resources: Resources,
+    instance_count: int,
+    distribution: dict[str, Any] | None,
 ) -> None:
     operator = make_operator(emulator, shared)
-    job = submitted_job(emulator, operator, step_info(resources=Resources(gpu="A100:8", nodes=2)))
-    assert job["resources"]["instanceCount"] == 2
-    assert job["resources"]["instanceType"] == "Standard_ND96asr_v4"
-    assert job["distribution"]["distributionType"] == "PyTorch"
+    info = step_info(resources=resources)
+    operator.check_step(info)
+    job = submitted_job(emulator, operator, info)
+    assert job["resources"]["instanceCount"] == instance_count
+    assert job.get("distribution") == distribution
+    if resources.gpu:
+        assert job["resources"]["instanceType"] == "Standard_ND96asr_v4"
+
+
+def test_a_configured_instance_count_other_than_the_steps_nodes_is_refused_before_any_call(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(emulator, shared, instance_count=4)
+    before = len(emulator.requests)
+    for nodes in (1, 2):
+        info = step_info(resources=Resources(nodes=nodes))
+        with pytest.raises(ConfigError) as caught:
+            operator.launch(info, ["python", "-c", "pass"])
+        assert caught.value.field == "instance_count"
+        assert "4 nodes, but it asks for" in str(caught.value)
+    assert len(emulator.requests) == before
+    # The same count on both sides is what the step asked for.
+    operator.check_step(step_info(resources=Resources(nodes=4)))
 
 
 def test_service_validation_refuses_an_unknown_cluster(
@@ -305,6 +353,87 @@ def test_spot_jobs_can_be_preempted_and_others_cannot(
     other = regular.submit(step_info(), ["true"], {})
     with pytest.raises(ValueError, match="not a spot job"):
         emulator.preempt(other.job_id)
+
+
+def test_killing_a_node_fails_the_job_naming_it(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(emulator, shared)
+    info = step_info(resources=Resources(nodes=2))
+    emulator.script(operator.job_name(info), ["Running"])
+    handle = operator.submit(info, ["true"], {})
+    assert operator.get_status(handle).state is JobState.RUNNING
+    with pytest.raises(ValueError, match="no node 2"):
+        emulator.kill_node(handle.job_id, 2)
+    emulator.kill_node(handle.job_id, 1)
+    status = operator.get_status(handle)
+    assert (status.state, status.failure_kind) == (JobState.FAILED, FailureKind.INFRASTRUCTURE)
+    assert status.message.startswith("Node 1 of the job was lost")
+    with pytest.raises(ValueError, match="already ended"):
+        emulator.kill_node(handle.job_id, 0)
+    with pytest.raises(KeyError):
+        emulator.kill_node("no-such-job", 0)
+
+
+def test_distributed_logs_are_read_per_process_with_the_node_prefix(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    operator = make_operator(emulator, shared)
+    info = step_info(resources=Resources(nodes=2, processes_per_node=2))
+    # (Each jobs.get takes a scripted step; a running one logs a line.)
+    emulator.script(operator.job_name(info), ["Running", "Completed"])
+    handle = operator.submit(info, ["true"], {})
+    assert handle.extra["nodes"] == "2" and handle.extra["processes_per_node"] == "2"
+    operator.get_status(handle)
+    job = emulator.jobs[handle.job_id]
+    job.append_log("user_logs/std_log_process_3.txt", "from rank 3")
+    job.append_log("user_logs/std_log_process_1.txt", "from rank 1")
+    chunk = operator.read_logs(handle, None)
+    assert chunk.lines == [
+        f"[node 0] scripted job {job.name} is running",
+        "[node 0] from rank 1",
+        "[node 1] from rank 3",
+    ]
+    job.append_log("user_logs/std_log_process_2.txt", "from rank 2")
+    job.append_log("user_logs/std_log_process_3.txt", "rank 3 again")
+    # A handle stored before the layout was recorded: the job itself says how it is laid out.
+    bare = handle.model_copy(update={"extra": {}})
+    gets = len(emulator.requests.filter("GetJob"))
+    assert operator.read_logs(bare, chunk.cursor).lines == [
+        "[node 1] from rank 2",
+        "[node 1] rank 3 again",
+    ]
+    assert len(emulator.requests.filter("GetJob")) == gets + 1
+
+
+def test_kill_node_over_the_control_api(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    assert emulator.control_url is not None
+    operator = make_operator(emulator, shared)
+    info = step_info(resources=Resources(nodes=2))
+    emulator.script(operator.job_name(info), ["Running"])
+    handle = operator.submit(info, ["true"], {})
+    operator.get_status(handle)
+
+    def kill(job_id: str, body: bytes) -> int:
+        request = urllib.request.Request(
+            f"{emulator.control_url}/_steplift/jobs/{job_id}/kill-node", data=body, method="POST"
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            error.close()
+            return int(error.code)
+
+    assert kill("no-such-job", b'{"node": 0}') == 404
+    assert kill(handle.job_id, b'{"node": "1"}') == 400
+    assert kill(handle.job_id, b"not json") == 400
+    assert kill(handle.job_id, b'{"node": 5}') == 409
+    assert kill(handle.job_id, b'{"node": 1}') == 200
+    assert emulator.jobs[handle.job_id].status == "Failed"
 
 
 # -- faults and retries -------------------------------------------------------------------------

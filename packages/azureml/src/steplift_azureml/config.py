@@ -24,7 +24,9 @@ WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$"
 COMPUTE_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{1,15}$"
 EXPERIMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$"
 ENVIRONMENT_PATTERN = r"^(azureml:)?[A-Za-z0-9][A-Za-z0-9._-]{0,254}(:[A-Za-z0-9._-]+|@latest)$"
-BLOB_URI = re.compile(r"^azureblob://([a-z0-9]{3,24})/([a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})(/.*)?$")
+BLOB_URI = re.compile(
+    r"^azureblob://([a-z0-9]{3,24})/([a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})(/.*)?$"
+)
 
 JobTier = Literal["Spot", "Basic", "Standard", "Premium"]
 
@@ -194,5 +196,3 @@ class AzureMLStepOperatorConfig(StepOperatorConfig):
                 "spot_compute", "spot on a cluster needs spot_compute (a low-priority cluster)"
             )
         return self
-
-

@@ -2,11 +2,14 @@
 
 The job is named after the step attempt (Azure ML job names are chosen by the client), so a
 relaunch finds and adopts it. Statuses come from ``jobs.get``; failure text from the run's
-history (``details.error``); logs from the run's ``user_logs/std_log.txt``.
+history (``details.error``); logs from the run's ``user_logs/std_log.txt``, or, for a step of
+several processes (a PyTorch distribution), from every ``user_logs/std_log_process_<rank>.txt``
+with each line prefixed ``[node R] `` when the job spans several nodes.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -25,6 +28,8 @@ from steplift_azureml.store import AzureBlobArtifactStore
 
 JOB_NAME_MAX = 128
 MAIN_LOG = "user_logs/std_log.txt"
+PROCESS_LOG = re.compile(r"^user_logs/std_log_process_(\d+)\.txt$")
+"""The log of one process (by global rank) of a distributed job."""
 CHECKPOINT_ENV = "STEPLIFT_CHECKPOINT_DIR"
 CHECKPOINT_OUTPUT = "steplift_checkpoints"
 # Azure ML replaces ${{outputs.NAME}} in a job's command with where it mounted that output.
@@ -76,8 +81,11 @@ def failure_kind_of(error: dict[str, Any] | None) -> FailureKind:
 def _retry_after(error: Any) -> float | None:
     response = getattr(error, "response", None)
     headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
-    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0),
-                        ("retry-after", 1.0)):
+    for name, scale in (
+        ("retry-after-ms", 1000.0),
+        ("x-ms-retry-after-ms", 1000.0),
+        ("retry-after", 1.0),
+    ):
         value = headers.get(name)
         if value:
             try:
@@ -89,6 +97,8 @@ def _retry_after(error: Any) -> float | None:
 
 class AzureMLStepOperator(StepOperator):
     """Runs step attempts as Azure ML command jobs through ``azure-ai-ml``."""
+
+    multi_node = True  # instance_count nodes, a PyTorch distribution starts the processes
 
     cancel_wait: float = 5.0
     """Seconds to wait for the service to accept a cancel request."""
@@ -111,7 +121,8 @@ class AzureMLStepOperator(StepOperator):
         self._history: Any = None
         self._store = AzureBlobArtifactStore(storage_suffix=config.storage_suffix)
         self._errors: dict[str, dict[str, Any] | None] = {}
-        self._lock = threading.RLock()
+        self._layouts: dict[str, tuple[int, int]] = {}
+        self._client_lock = threading.RLock()
 
     @property
     def flavor(self) -> str:
@@ -136,7 +147,7 @@ class AzureMLStepOperator(StepOperator):
     @property
     def ml_client(self) -> Any:
         """The ``azure.ai.ml.MLClient`` for the configured workspace."""
-        with self._lock:
+        with self._client_lock:
             if self._ml_client is None:
                 from steplift_azureml.client import make_credential, make_ml_client
 
@@ -163,7 +174,7 @@ class AzureMLStepOperator(StepOperator):
     def create_client(self) -> Any:
         """An ``MLClient`` without transport retries, used only to create jobs."""
         self.ml_client  # noqa: B018 - makes the credential
-        with self._lock:
+        with self._client_lock:
             if self._create_client is None:
                 from steplift_azureml.client import make_ml_client
 
@@ -176,7 +187,7 @@ class AzureMLStepOperator(StepOperator):
     def run_history(self) -> Any:
         """The workspace's run-history client."""
         client = self.ml_client
-        with self._lock:
+        with self._client_lock:
             if self._history is None:
                 from steplift_azureml.client import RunHistory
 
@@ -213,8 +224,17 @@ class AzureMLStepOperator(StepOperator):
         resources = info.resources
         spot = resources.use_spot(config.spot)
         gpu = resources.gpu or config.gpu
-        count = resources.nodes if resources.nodes > 1 else config.instance_count
-        placement: dict[str, Any] = {"instance_count": count}
+        if config.instance_count not in (1, resources.nodes):
+            # The entrypoint would find a cluster of another size than the step asked for.
+            raise ConfigError(
+                f"instance_count = {config.instance_count} would run this step on "
+                f"{config.instance_count} nodes, but it asks for {resources.nodes}; ask for "
+                "nodes on the step (Resources(nodes=N), --nodes N) instead",
+                field="instance_count",
+                value=config.instance_count,
+                has_value=True,
+            )
+        placement: dict[str, Any] = {"instance_count": resources.nodes}
         if gpu and gpu.split(":")[0].upper() in config.gpu_clusters:
             cluster = config.gpu_clusters[gpu.split(":")[0].upper()]
             placement["compute"] = config.spot_compute if spot and config.spot_compute else cluster
@@ -242,6 +262,13 @@ class AzureMLStepOperator(StepOperator):
         if tier:
             placement["job_tier"] = tier
         return placement
+
+    def check_step(self, info: StepRunInfo) -> None:
+        """Refuse, before any call, a step Azure ML cannot run as asked: everything
+        :meth:`placement` refuses (a GPU no VM size has, spot on a cluster without
+        ``spot_compute``, a configured ``instance_count`` other than the step's nodes)."""
+        super().check_step(info)
+        self.placement(info)
 
     def build_job(
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
@@ -286,10 +313,15 @@ class AzureMLStepOperator(StepOperator):
                 type="uri_folder", path=self.checkpoint_uri(info), mode="rw_mount"
             )
         distribution: Any = None
-        if placement["instance_count"] > 1:
+        if info.resources.world_size > 1:
             from azure.ai.ml import PyTorchDistribution
 
-            distribution = PyTorchDistribution(process_count_per_instance=1)
+            # Azure ML starts the processes of every node and sets the torch variables in
+            # each (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, ...): the entrypoint then runs
+            # the step once per process, as on every flavor.
+            distribution = PyTorchDistribution(
+                process_count_per_instance=info.resources.local_processes
+            )
         return command(
             name=self.job_name(info),
             display_name=f"{info.step} ({info.run})",
@@ -308,18 +340,19 @@ class AzureMLStepOperator(StepOperator):
             tags=tags,
         )
 
-    def _handle(self, name: str) -> JobHandle:
+    def _handle(self, name: str, info: StepRunInfo) -> JobHandle:
         config = self.azure_config
-        return JobHandle(
-            flavor="azureml",
-            job_id=name,
-            name=name,
-            extra={
-                "subscription_id": config.subscription_id,
-                "resource_group": config.resource_group,
-                "workspace": config.workspace,
-            },
-        )
+        extra = {
+            "subscription_id": config.subscription_id,
+            "resource_group": config.resource_group,
+            "workspace": config.workspace,
+        }
+        resources = info.resources
+        if resources.world_size > 1:
+            # How to read the per-process logs back (global rank -> node) without a call.
+            extra["nodes"] = str(resources.nodes)
+            extra["processes_per_node"] = str(resources.local_processes)
+        return JobHandle(flavor="azureml", job_id=name, name=name, extra=extra)
 
     # -- the primitives ---------------------------------------------------------------------
 
@@ -347,7 +380,7 @@ class AzureMLStepOperator(StepOperator):
                 # No transport retries for the create itself: only this loop retries it,
                 # after find_job.
                 self.create_client.jobs.create_or_update(job)
-                return self._handle(name)
+                return self._handle(name, info)
             except HttpResponseError as error:
                 last = error
                 status = error.status_code or 0
@@ -402,7 +435,7 @@ class AzureMLStepOperator(StepOperator):
             self.ml_client.jobs.get(name)
         except ResourceNotFoundError:
             return None
-        return self._handle(name)
+        return self._handle(name, info)
 
     def get_status(self, handle: JobHandle) -> JobStatus:
         from azure.core.exceptions import ResourceNotFoundError
@@ -436,11 +469,11 @@ class AzureMLStepOperator(StepOperator):
         )
 
     def _terminal_error(self, handle: JobHandle) -> dict[str, Any] | None:
-        with self._lock:
+        with self._client_lock:
             if handle.job_id in self._errors:
                 return self._errors[handle.job_id]
         error = self.run_history.run_details(handle.job_id).get("error")
-        with self._lock:
+        with self._client_lock:
             self._errors[handle.job_id] = error
         return error if isinstance(error, dict) else None
 
@@ -460,15 +493,52 @@ class AzureMLStepOperator(StepOperator):
         poller.wait(timeout=self.cancel_wait)
 
     def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
-        offset = int(cursor or 0)
         files = self.run_history.run_details(handle.job_id).get("logFiles") or {}
-        url = files.get(MAIN_LOG)
-        if url is None:
-            return LogChunk([], cursor)
+        processes = {
+            int(match.group(1)): url
+            for name, url in files.items()
+            if (match := PROCESS_LOG.match(name)) is not None
+        }
+        per_rank = cursor is not None and cursor.startswith("{")
+        if not processes:
+            if MAIN_LOG not in files:
+                return LogChunk([], cursor)
+            lines, offset = self._read_lines(files[MAIN_LOG], 0 if per_rank else int(cursor or 0))
+            return LogChunk(lines, str(offset))
+        # A distributed job: one log per process; the cursor holds an offset per rank.
+        offsets: dict[str, int] = json.loads(cursor) if cursor is not None and per_rank else {}
+        nodes, per_node = self._layout(handle)
+        lines = []
+        for rank in sorted(processes):
+            new_lines, offsets[str(rank)] = self._read_lines(
+                processes[rank], offsets.get(str(rank), 0)
+            )
+            prefix = f"[node {rank // per_node}] " if nodes > 1 else ""
+            lines += [prefix + line for line in new_lines]
+        return LogChunk(lines, json.dumps(offsets, sort_keys=True))
+
+    def _read_lines(self, url: str, offset: int) -> tuple[list[str], int]:
+        """The whole lines of a log file after ``offset`` and the offset after them."""
         data = self.run_history.read_from(url, offset)
         complete = data.rfind(b"\n") + 1  # whole lines only; the rest comes next time
-        lines = data[:complete].decode("utf-8", errors="replace").splitlines()
-        return LogChunk(lines, str(offset + complete))
+        return data[:complete].decode("utf-8", errors="replace").splitlines(), offset + complete
+
+    def _layout(self, handle: JobHandle) -> tuple[int, int]:
+        """(nodes, processes per node) of a distributed job: from the handle, else the job."""
+        try:
+            return int(handle.extra["nodes"]), max(int(handle.extra["processes_per_node"]), 1)
+        except (KeyError, ValueError):
+            pass
+        with self._client_lock:
+            if handle.job_id in self._layouts:
+                return self._layouts[handle.job_id]
+        job = self.ml_client.jobs.get(handle.job_id)
+        nodes = getattr(getattr(job, "resources", None), "instance_count", None) or 1
+        per_node = getattr(getattr(job, "distribution", None), "process_count_per_instance", None)
+        layout = (int(nodes), max(int(per_node or 1), 1))
+        with self._client_lock:
+            self._layouts[handle.job_id] = layout
+        return layout
 
 
 def _error_dict(error: Any) -> dict[str, Any]:

@@ -106,8 +106,10 @@ def vm_size_for_cpu(cpu: float | None, memory_gb: float | None) -> VmSize | None
     if cpu is None and memory_gb is None:
         return None
     for size in VM_SIZES:
-        if size.gpu_type is None and size.vcpus >= (cpu or 0) and size.memory_gb >= (
-            memory_gb or 0
+        if (
+            size.gpu_type is None
+            and size.vcpus >= (cpu or 0)
+            and size.memory_gb >= (memory_gb or 0)
         ):
             return size
     raise ValueError(

@@ -25,9 +25,7 @@ INSTALL_HINT = (
 )
 # Azurite's documented development account (the same in every installation; not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 _LISTENING = re.compile(r"listens on (http://127\.0\.0\.1:(\d+))")
 
 

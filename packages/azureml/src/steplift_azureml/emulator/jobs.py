@@ -1,13 +1,17 @@
 """Emulated Azure ML command jobs: their lifecycle, statuses, errors and log files.
 
-Execute mode runs the job's command as local subprocesses (one per instance) with the Azure
-ML container environment; scripted mode steps through given statuses, one per ``jobs.get``.
+Execute mode runs the job's command as local subprocesses with the Azure ML container
+environment: one per instance, or, with a PyTorch distribution, ``processCountPerInstance``
+per instance, each with the torch variables Azure ML sets and its own
+``user_logs/std_log_process_<rank>.txt``. Scripted mode steps through given statuses, one per
+``jobs.get``.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steplift.testing.emulation import JobProcess, ScriptStep
+from steplift.testing.emulation import JobProcess, NodeGroup, ScriptStep, free_port
 
 TERMINAL = frozenset({"Completed", "Failed", "Canceled"})
 STATUSES = frozenset(
@@ -34,6 +38,8 @@ STATUSES = frozenset(
     }
 )
 MAIN_LOG = "user_logs/std_log.txt"
+PROCESS_LOG = "user_logs/std_log_process_{rank}.txt"
+"""A distributed job's log of one process (global rank), as Azure ML's common runtime names it."""
 _CLIENT_ONLY = frozenset({"AZUREML_CURRENT_CLOUD", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"})
 DEFAULT_SCRIPT = (ScriptStep("Queued"), ScriptStep("Running"), ScriptStep("Completed"))
 
@@ -49,6 +55,23 @@ def error_body(code: str, message: str, inner: str | None = None) -> dict[str, A
     if inner:
         error["innerError"] = {"code": inner}
     return {"error": error}
+
+
+def preempted_error() -> dict[str, Any]:
+    """The error of a spot job whose low-priority capacity was taken back."""
+    return error_body(
+        "ServiceError", "The low-priority node running the job was preempted.", "JobPreempted"
+    )
+
+
+def node_lost_error(node: int) -> dict[str, Any]:
+    """The error of a job one of whose nodes was lost (the emulator's kill-node fault)."""
+    return error_body(
+        "ServiceError",
+        f"Node {node} of the job was lost: its processes were killed (SIGKILL). The job was "
+        "stopped on every node.",
+        "NodeFailure",
+    )
 
 
 def error_for_reason(reason: str) -> dict[str, Any]:
@@ -77,6 +100,10 @@ class EmulatedJob:
     resource: dict[str, Any]
     experiment: str
     instance_count: int = 1
+    processes_per_instance: int = 1
+    """The PyTorch distribution's processCountPerInstance (1 without a distribution)."""
+    distributed: bool = False
+    """Whether the job has a PyTorch distribution (the platform sets the torch variables)."""
     spot: bool = False
     timeout: float | None = None
     status: str = "NotStarted"
@@ -85,13 +112,35 @@ class EmulatedJob:
     started: str | None = None
     ended: str | None = None
     logs: dict[str, bytearray] = field(default_factory=dict)
-    processes: list[JobProcess] = field(default_factory=list)
+    group: NodeGroup | None = None
+    """Every process of the job (instance by instance), once started."""
     script: list[ScriptStep] | None = None
     command: str = ""
     """The command with ${{outputs.NAME}} replaced by where each output is mounted."""
     cancel_requested: bool = False
     preempted: bool = False
+    lost_nodes: set[int] = field(default_factory=set)
+    """Nodes the kill-node fault took away."""
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def world_size(self) -> int:
+        """Processes across all instances."""
+        return self.instance_count * self.processes_per_instance
+
+    @property
+    def processes(self) -> list[JobProcess]:
+        """The job's processes, by global rank (empty before they start)."""
+        return list(self.group.processes) if self.group is not None else []
+
+    def node_of(self, rank: int) -> int:
+        """The instance (node) running the process of global ``rank``."""
+        return rank // self.processes_per_instance
+
+    def log_file(self, rank: int) -> str:
+        """The log file of the process of global ``rank`` (one per process when the platform
+        starts them for a distribution)."""
+        return PROCESS_LOG.format(rank=rank) if self.distributed else MAIN_LOG
 
     @property
     def is_terminal(self) -> bool:
@@ -124,7 +173,7 @@ class EmulatedJob:
 
     def alive(self) -> bool:
         """True while a process of the job runs."""
-        return any(process.poll() is None for process in self.processes)
+        return self.group is not None and self.group.is_running()
 
     def advance_script(self) -> None:
         """Scripted mode: take the next step (the last one stays)."""
@@ -137,7 +186,7 @@ class EmulatedJob:
                 error = error_body("UserError", "the scripted job failed", "UserProcessFailed")
             self.set_status(step.status, error)
             if step.status == "Running":
-                self.append_log(MAIN_LOG, f"scripted job {self.name} is running")
+                self.append_log(self.log_file(0), f"scripted job {self.name} is running")
 
 
 def job_environment(
@@ -148,47 +197,53 @@ def job_environment(
     service_env: Mapping[str, str],
     master_port: int,
 ) -> dict[str, str]:
-    """The environment Azure ML gives a job's process on node ``rank``."""
+    """The environment Azure ML gives the job's process of global ``rank``."""
     properties = job.resource.get("properties", {})
     # The client's SDK state (the cloud an MLClient registered) and identity are not the
     # container's: a job has the compute's managed identity (MSI_* in ``service_env``).
     env = {key: value for key, value in base.items() if key not in _CLIENT_ONLY}
     env.update(service_env)
     env.update({str(k): str(v) for k, v in (properties.get("environmentVariables") or {}).items()})
+    node = job.node_of(rank)
     env.update(
         {
             "AZUREML_RUN_ID": job.name,
             "AZUREML_EXPERIMENT_NAME": job.experiment,
             "AZUREML_ARM_PROJECT_NAME": job.experiment,
             "AZUREML_NODE_COUNT": str(job.instance_count),
-            "AZUREML_CR_NODE_RANK": str(rank),
+            "AZUREML_CR_NODE_RANK": str(node),
         }
     )
-    if job.instance_count > 1:
-        # What Azure ML's PyTorch distribution sets on every node.
+    if job.distributed:
+        # What Azure ML's PyTorch distribution sets in every process it starts.
         env.update(
             {
                 "MASTER_ADDR": "127.0.0.1",
                 "MASTER_PORT": str(master_port),
-                "WORLD_SIZE": str(job.instance_count),
-                "NODE_RANK": str(rank),
+                "WORLD_SIZE": str(job.world_size),
+                "NODE_RANK": str(node),
                 "RANK": str(rank),
-                "LOCAL_RANK": "0",
-                "LOCAL_WORLD_SIZE": "1",
+                "LOCAL_RANK": str(rank % job.processes_per_instance),
+                "LOCAL_WORLD_SIZE": str(job.processes_per_instance),
             }
         )
     return env
 
 
 class JobRunner:
-    """Runs one emulated job in execute mode (a thread per job)."""
+    """Runs one emulated job in execute mode (a thread per job).
+
+    Every process of the job (``processCountPerInstance`` on each instance) is a member of one
+    :class:`NodeGroup`: the job completes only when all exit 0, and the first to fail stops
+    the others and fails the job, naming its node.
+    """
 
     def __init__(
         self,
         job: EmulatedJob,
         *,
         workdir: Path,
-        env_for_rank: Callable[[int], dict[str, str]],
+        env_for_rank: Callable[[int, int], dict[str, str]],
         refuse_capacity: Callable[[], bool],
         stuck: Callable[[], bool],
         wait_for_change: Callable[[float], None],
@@ -198,6 +253,7 @@ class JobRunner:
         self.job = job
         self.workdir = workdir
         self.env_for_rank = env_for_rank
+        """(global rank, rendezvous port) -> the process's environment."""
         self.refuse_capacity = refuse_capacity
         self.stuck = stuck
         self.wait_for_change = wait_for_change
@@ -234,41 +290,54 @@ class JobRunner:
         command = job.command or str(job.resource["properties"]["command"])
         folder = self.workdir / job.name
         folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+
+        def make_process(rank: int, on_exit: Callable[[JobProcess], None]) -> JobProcess:
+            log = job.log_file(rank)
+            job.logs.setdefault(log, bytearray())
+            return JobProcess(
+                ["/bin/sh", "-c", command],
+                env=self.env_for_rank(rank, port),
+                cwd=folder,
+                on_line=_log_sink(job, log),
+                max_runtime=job.timeout,
+                grace=self.grace,
+                on_exit=on_exit,
+            )
+
         with job.lock:
             if job.cancel_requested:
                 job.set_status("Canceled")
                 return
-            for rank in range(job.instance_count):
-                log = "user_logs/std_log.txt" if rank == 0 else f"user_logs/std_log_{rank}.txt"
-                job.logs.setdefault(log, bytearray())
-                process = JobProcess(
-                    ["/bin/sh", "-c", command],
-                    env=self.env_for_rank(rank),
-                    cwd=folder,
-                    on_line=_log_sink(job, log),
-                    max_runtime=job.timeout,
-                    grace=self.grace,
-                )
-                job.processes.append(process.start())
-            job.set_status("Running")
-        codes = [process.wait() for process in job.processes]
-        self._conclude(codes)
-
-    def _conclude(self, codes: list[int | None]) -> None:
-        job = self.job
-        with job.lock:
             if job.preempted:
+                job.set_status("Failed", preempted_error())
+                return
+            group = NodeGroup(job.world_size, make_process)
+            try:
+                group.start()
+            except OSError as error:
+                group.terminate(0.0)
                 job.set_status(
                     "Failed",
-                    error_body(
-                        "ServiceError",
-                        "The low-priority node running the job was preempted.",
-                        "JobPreempted",
-                    ),
+                    error_body("UserError", f"Could not start the job: {error}", "ProcessFailed"),
                 )
+                return
+            # Under the job's lock: a cancel, preemption or kill-node waits for it, then finds
+            # every process started.
+            job.group = group
+            job.set_status("Running")
+        group.wait()
+        self._conclude(group)
+
+    def _conclude(self, group: NodeGroup) -> None:
+        job = self.job
+        with job.lock:
+            failed = group.failed_node
+            if job.preempted:
+                job.set_status("Failed", preempted_error())
             elif job.cancel_requested:
                 job.set_status("Canceled")
-            elif any(process.timed_out for process in job.processes):
+            elif group.timed_out:
                 job.set_status(
                     "Failed",
                     error_body(
@@ -278,25 +347,43 @@ class JobRunner:
                         "JobTimeLimitExceeded",
                     ),
                 )
-            elif all(code == 0 for code in codes):
+            elif failed is None:
                 job.set_status("Finalizing")
                 job.set_status("Completed")
+            elif job.node_of(failed) in job.lost_nodes:
+                job.set_status("Failed", node_lost_error(job.node_of(failed)))
             else:
-                code = next(code for code in codes if code != 0)
-                job.set_status(
-                    "Failed",
-                    error_body(
-                        "UserError",
-                        f"Execution failed. User process '/bin/sh' exited with status code {code}. "
-                        f"Please check log file '{MAIN_LOG}' for error details.",
-                        "UserProcessFailed",
-                    ),
-                )
+                job.set_status("Failed", _process_failure(job, failed, group.exit_codes[failed]))
 
     def stop(self, grace: float | None = None) -> None:
-        """Terminate the job's processes."""
-        for process in list(self.job.processes):
-            process.terminate(self.grace if grace is None else grace)
+        """Terminate every process of the job."""
+        group = self.job.group
+        if group is not None:
+            group.terminate(self.grace if grace is None else grace)
+
+    def kill_node(self, node: int) -> None:
+        """Kill every process of one instance at once, as when its host is lost."""
+        job = self.job
+        group = job.group
+        if group is None:
+            return
+        ranks = range(node * job.processes_per_instance, (node + 1) * job.processes_per_instance)
+        for rank in ranks:
+            group.kill_node(rank, signal.SIGKILL)
+
+
+def _process_failure(job: EmulatedJob, rank: int, code: int | None) -> dict[str, Any]:
+    """The run-history error of a job whose process ``rank`` exited with ``code``."""
+    log = job.log_file(rank)
+    where = ""
+    if job.world_size > 1:
+        where = f" on node {job.node_of(rank)} (rank {rank})"
+    return error_body(
+        "UserError",
+        f"Execution failed. User process '/bin/sh' exited with status code {code}{where}. "
+        f"Please check log file '{log}' for error details.",
+        "UserProcessFailed",
+    )
 
 
 def _log_sink(job: EmulatedJob, file: str) -> Callable[[str], None]:

@@ -6,7 +6,8 @@ workspace GET (with its discovery URL), discovery, environment version PUT/GET, 
 job PUT/GET/list, cancel (202 + Location, then the Location GET), run-history run and details
 (``logFiles``, ``error``), log file GETs (with Range), and Key Vault's secret GET under
 ``/keyvault/{vault}/secrets/{name}[/{version}]`` (secrets are added in-process with
-:meth:`AzureMLEmulator.add_secret`). Control API under ``/_steplift/``.
+:meth:`AzureMLEmulator.add_secret`). Control API under ``/_steplift/``, with the kill-node
+fault (``POST jobs/<id>/kill-node``, ``{"node": R}``) besides the shared routes.
 
 Jobs run with the Azure ML compute's managed identity (``MSI_ENDPOINT``/``MSI_SECRET``) and
 ``STEPLIFT_AZUREML_KEYVAULT_ENDPOINT`` pointing every vault here.
@@ -36,6 +37,7 @@ from steplift.testing.emulation import (
     LocalServer,
     ScriptStep,
     StartResponse,
+    WSGIApp,
 )
 from steplift_azureml.emulator.azurite import Azurite
 from steplift_azureml.emulator.certs import write_self_signed
@@ -47,6 +49,8 @@ from steplift_azureml.emulator.jobs import (
     emulator_base_env,
     error_body,
     job_environment,
+    node_lost_error,
+    preempted_error,
 )
 from steplift_azureml.keyvault import API_VERSION as KEYVAULT_API_VERSION
 from steplift_azureml.keyvault import ENDPOINT_ENV as KEYVAULT_ENDPOINT_ENV
@@ -149,6 +153,40 @@ _REASONS = {
 }
 
 
+class NodeFaultControlAPI(ControlAPI):
+    """The shared control API plus the kill-node fault: ``POST jobs/<id>/kill-node`` with
+    ``{"node": R}`` kills every process of instance R (0-based) of a running job."""
+
+    def __init__(self, emulator: AzureMLEmulator, app: WSGIApp) -> None:
+        super().__init__(emulator, app)
+        self.azureml = emulator
+
+    def _route(self, environ: dict[str, Any], route: str) -> tuple[int, Any]:
+        parts = route.split("/")
+        if not (
+            len(parts) == 3
+            and parts[0] == "jobs"
+            and parts[2] == "kill-node"
+            and environ.get("REQUEST_METHOD") == "POST"
+        ):
+            return super()._route(environ, route)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+        except ValueError:
+            return 400, {"error": 'body must be {"node": R}'}
+        node = body.get("node") if isinstance(body, dict) else None
+        if isinstance(node, bool) or not isinstance(node, int):
+            return 400, {"error": 'body must be {"node": R} with R the 0-based instance index'}
+        try:
+            self.azureml.kill_node(parts[1], node)
+        except KeyError:
+            return 404, {"error": f"no such job: {parts[1]}"}
+        except ValueError as error:
+            return 409, {"error": str(error)}
+        return 200, {"status": "ok"}
+
+
 class AzureMLEmulator(EmulatorBase):
     """The Azure ML API on 127.0.0.1 over HTTPS, executing or scripting command jobs.
 
@@ -204,7 +242,6 @@ class AzureMLEmulator(EmulatorBase):
         self._server: LocalServer | None = None
         self._control: LocalServer | None = None
         self._base_env = emulator_base_env()
-        self._ports = iter(range(29500, 29999))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -218,11 +255,11 @@ class AzureMLEmulator(EmulatorBase):
             elif self._azurite_arg:
                 self._azurite = Azurite().start()
                 self._owns_azurite = True
-            app = ControlAPI(self, self._app)
+            app = NodeFaultControlAPI(self, self._app)
             cert = (self.cert_path, key_path)
             self._server = LocalServer(app, self.port, cert=cert, name="azureml-emulator").start()
             if self._control_port is not None:
-                control = ControlAPI(self, _not_found)
+                control = NodeFaultControlAPI(self, _not_found)
                 self._control = LocalServer(control, self._control_port, name="azureml-control")
                 self._control.start()
         except BaseException:
@@ -369,14 +406,33 @@ class AzureMLEmulator(EmulatorBase):
         if runner is not None:
             runner.stop(grace=0.5)
         else:
-            job.set_status(
-                "Failed",
-                error_body(
-                    "ServiceError",
-                    "The low-priority node running the job was preempted.",
-                    "JobPreempted",
-                ),
+            job.set_status("Failed", preempted_error())
+
+    def kill_node(self, job_id: str, node: int) -> None:
+        """Kill every process of one instance of a running job, as when its host is lost.
+
+        The other instances are stopped and the job fails naming the lost node. A scripted
+        job fails the same way at once. KeyError: no such job; ValueError: it cannot be done.
+        """
+        with self._lock:
+            job = self.jobs[job_id]
+            runner = self._runners.get(job_id)
+        if isinstance(node, bool) or not isinstance(node, int):
+            raise ValueError(f"a node is an instance index, not {node!r}")
+        if not 0 <= node < job.instance_count:
+            raise ValueError(
+                f"job {job_id} has {job.instance_count} instance(s); there is no node {node}"
             )
+        with job.lock:
+            if job.is_terminal:
+                raise ValueError(f"job {job_id} already ended ({job.status})")
+            if runner is not None and job.group is None:
+                raise ValueError(f"job {job_id} is not running yet ({job.status})")
+            job.lost_nodes.add(node)
+        if runner is not None:
+            runner.kill_node(node)
+        else:
+            job.set_status("Failed", node_lost_error(node))
 
     def register_environment(self, name: str, version: str, image: str) -> None:
         """Register an environment version, as ``az ml environment create`` would."""
@@ -395,7 +451,7 @@ class AzureMLEmulator(EmulatorBase):
             return list(self.jobs)
 
     def is_running(self, job_id: str) -> bool:
-        """True while a process of the job runs."""
+        """True while any process of the job runs, on any instance."""
         job = self.jobs.get(job_id)
         return bool(job and job.alive())
 
@@ -789,6 +845,7 @@ class AzureMLEmulator(EmulatorBase):
         workspace_id = self._check_workspace(match)
         name = match.group("job")
         properties, spot, timeout, count = self._validate_job(name, body)
+        distributed, processes = _distribution(properties)
         with self._lock:
             if name in self.jobs:
                 raise ApiError(
@@ -814,7 +871,16 @@ class AzureMLEmulator(EmulatorBase):
                     "type": "Microsoft.MachineLearningServices/workspaces/jobs",
                 }
             )
-            job = EmulatedJob(name, stored, experiment, count, spot, timeout)
+            job = EmulatedJob(
+                name,
+                stored,
+                experiment,
+                instance_count=count,
+                processes_per_instance=processes,
+                distributed=distributed,
+                spot=spot,
+                timeout=timeout,
+            )
             job.command = self._mount_outputs(name, properties)
             self.jobs[name] = job
             self.created_jobs += 1
@@ -877,16 +943,14 @@ class AzureMLEmulator(EmulatorBase):
             command,
         )
 
-    def _env_maker(self, job: EmulatedJob) -> Callable[[int], dict[str, str]]:
-        port = next(self._ports)
-
-        def env_for_rank(rank: int) -> dict[str, str]:
+    def _env_maker(self, job: EmulatedJob) -> Callable[[int, int], dict[str, str]]:
+        def env_for_rank(rank: int, master_port: int) -> dict[str, str]:
             return job_environment(
                 job,
                 rank=rank,
                 base=self._base_env,
                 service_env=self._service_env(),
-                master_port=port,
+                master_port=master_port,
             )
 
         return env_for_rank
@@ -1094,6 +1158,24 @@ def _token_audience(authorization: str) -> str | None:
         return None
     audience = claims.get("aud") if isinstance(claims, dict) else None
     return audience if isinstance(audience, str) else None
+
+
+def _distribution(properties: dict[str, Any]) -> tuple[bool, int]:
+    """(has a PyTorch distribution, its processCountPerInstance) of a command job."""
+    distribution = properties.get("distribution")
+    if distribution is None:
+        return False, 1
+    if not isinstance(distribution, dict):
+        raise _invalid("distribution must be an object.")
+    kind = distribution.get("distributionType")
+    if kind != "PyTorch":
+        raise _invalid(f"The emulator runs PyTorch distributions, not {kind!r}.")
+    processes = distribution.get("processCountPerInstance", 1)
+    if processes is None:
+        processes = 1
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise _invalid("distribution.processCountPerInstance must be 1 or more.")
+    return True, processes
 
 
 def _invalid(message: str, inner: str = "ValidationError") -> ApiError:
