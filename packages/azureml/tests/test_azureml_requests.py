@@ -247,6 +247,18 @@ def test_nodes_and_processes_become_instance_count_and_a_pytorch_distribution(
         assert job["resources"]["instanceType"] == "Standard_ND96asr_v4"
 
 
+def test_one_process_per_gpu_counts_the_gpus_of_the_configured_machines(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    step = step_info(resources=Resources(nodes=2, processes_per_node="gpu"))
+    by_gpu = make_operator(emulator, shared, gpu="V100:2", instance_type=None)
+    by_size = make_operator(emulator, shared, instance_type="Standard_NC64as_T4_v3")
+    assert (by_gpu.gpus_per_node(step), by_gpu.processes_per_node(step)) == (2, 2)
+    assert (by_size.gpus_per_node(step), by_size.processes_per_node(step)) == (4, 4)
+    job = submitted_job(emulator, by_gpu, step)
+    assert job["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 2}
+
+
 def test_a_configured_instance_count_other_than_the_steps_nodes_is_refused_before_any_call(
     emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:

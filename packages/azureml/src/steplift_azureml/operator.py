@@ -18,12 +18,12 @@ import threading
 from typing import Any
 
 from steplift.errors import ConfigError, StepFailed
-from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
+from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, parse_gpu
 from steplift.operator import StepOperator, StepOperatorConfig
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore
 from steplift_azureml.config import AzureMLStepOperatorConfig
-from steplift_azureml.resources import resolve_vm_size
+from steplift_azureml.resources import VM_SIZES, resolve_vm_size
 from steplift_azureml.store import AzureBlobArtifactStore
 
 JOB_NAME_MAX = 128
@@ -263,6 +263,14 @@ class AzureMLStepOperator(StepOperator):
             placement["job_tier"] = tier
         return placement
 
+    def gpus_per_node(self, info: StepRunInfo) -> int:
+        """GPUs of each node: the step's or the config's GPU request, else the VM size's."""
+        gpu = info.resources.gpu or self.azure_config.gpu
+        if gpu:
+            return parse_gpu(gpu)[1]
+        name = self.placement(info).get("instance_type")
+        return next((size.gpu_count for size in VM_SIZES if size.name == name), 0)
+
     def check_step(self, info: StepRunInfo) -> None:
         """Refuse, before any call, a step Azure ML cannot run as asked: everything
         :meth:`placement` refuses (a GPU no VM size has, spot on a cluster without
@@ -313,15 +321,14 @@ class AzureMLStepOperator(StepOperator):
                 type="uri_folder", path=self.checkpoint_uri(info), mode="rw_mount"
             )
         distribution: Any = None
-        if info.resources.world_size > 1:
+        processes = self.processes_per_node(info)
+        if info.resources.nodes * processes > 1:
             from azure.ai.ml import PyTorchDistribution
 
             # Azure ML starts the processes of every node and sets the torch variables in
             # each (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, ...): the entrypoint then runs
             # the step once per process, as on every flavor.
-            distribution = PyTorchDistribution(
-                process_count_per_instance=info.resources.local_processes
-            )
+            distribution = PyTorchDistribution(process_count_per_instance=processes)
         return command(
             name=self.job_name(info),
             display_name=f"{info.step} ({info.run})",
@@ -347,11 +354,11 @@ class AzureMLStepOperator(StepOperator):
             "resource_group": config.resource_group,
             "workspace": config.workspace,
         }
-        resources = info.resources
-        if resources.world_size > 1:
+        processes = self.processes_per_node(info)
+        if info.resources.nodes * processes > 1:
             # How to read the per-process logs back (global rank -> node) without a call.
-            extra["nodes"] = str(resources.nodes)
-            extra["processes_per_node"] = str(resources.local_processes)
+            extra["nodes"] = str(info.resources.nodes)
+            extra["processes_per_node"] = str(processes)
         return JobHandle(flavor="azureml", job_id=name, name=name, extra=extra)
 
     # -- the primitives ---------------------------------------------------------------------
