@@ -22,8 +22,11 @@ def test_run_streams_output_and_exits_zero(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_run_on_two_nodes_prefixes_each_nodes_output(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A launcher inside some other cluster (a torchrun worker) does not pass its own on.
+    for name, value in {"RANK": "3", "WORLD_SIZE": "8", "MASTER_ADDR": "10.1.1.1"}.items():
+        monkeypatch.setenv(name, value)
     script = (
         "import os; print('hello from', os.environ['NODE_RANK'], 'of', os.environ['WORLD_SIZE'])"
     )

@@ -243,15 +243,15 @@ def test_a_failing_rank_records_its_own_failure_and_rank_0_keeps_the_result(
         execution_info_uri=uri, execution_info_sha256=sha
     )
     exported = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
-    exported += ("LOCAL_WORLD_SIZE", "STEPLIFT_LOCAL_GPUS")
+    exported += ("LOCAL_WORLD_SIZE", "STEPLIFT_LOCAL_GPUS", "STEPLIFT_NODES", "NODE_RANK")
+    # The entrypoint exports the torch variables into os.environ, as it must in a job; here
+    # every node runs in this process, so the whole environment is put back afterwards.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
 
     def as_a_fresh_node(rank: int) -> None:
-        # Each node is its own process; here both run in this one, so the variables the
-        # entrypoint exported for node 1 are cleared before node 0 starts.
         for name in exported:
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("STEPLIFT_NODES", "2")
-        monkeypatch.setenv("NODE_RANK", str(rank))
+            os.environ.pop(name, None)
+        os.environ.update({"STEPLIFT_NODES": "2", "NODE_RANK": str(rank)})
 
     as_a_fresh_node(1)
     assert main(arguments) == 1

@@ -23,6 +23,25 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+CLUSTER_VARIABLES = frozenset(
+    {
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "WORLD_SIZE",
+        "RANK",
+        "NODE_RANK",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "STEPLIFT_NODES",
+        "STEPLIFT_LOCAL_GPUS",
+        "CLUSTER_SPEC",
+        "SM_HOSTS",
+        "SM_CURRENT_HOST",
+        "SM_INPUT_CONFIG_DIR",
+    }
+)
+"""What describes a cluster to a process (steplift.cluster reads these)."""
+
 CANCEL_GRACE = 10.0
 """Seconds a cancelled or timed-out job gets between SIGTERM and SIGKILL."""
 
@@ -137,7 +156,10 @@ def supervise(job_dir: Path) -> int:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
 
-    environment = {**os.environ, **spec["environment"], "PYTHONUNBUFFERED": "1"}
+    # A launcher that itself runs inside a cluster (a torchrun worker, a cloud job) must not
+    # hand its own cluster description to the job: the job's nodes get theirs below.
+    inherited = {k: v for k, v in os.environ.items() if k not in CLUSTER_VARIABLES}
+    environment = {**inherited, **spec["environment"], "PYTHONUNBUFFERED": "1"}
     log_path = job_dir / "output.log"
     with open(log_path, "ab") as log:
         try:

@@ -464,8 +464,10 @@ class NodeGroup:
         return [process.wait(timeout) for process in self.processes]
 
     def is_running(self) -> bool:
-        """True while any node's process is alive."""
-        return any(process.exit_code is None for process in self.processes)
+        """True while any started node's process has not ended."""
+        return any(
+            process.pid is not None and process.exit_code is None for process in self.processes
+        )
 
     def kill_node(self, rank: int, signum: signal.Signals = signal.SIGKILL) -> None:
         """Kill one node (a fault: a host lost); the others then stop as after a failure."""
