@@ -429,6 +429,71 @@ def test_scripted_queue_and_capacity_faults(scripted: EmulatorClients) -> None:
     assert scripted.status(refused) == ("Failed", "Failed")
 
 
+def _listed(clients: EmulatorClients, **filters: Any) -> list[tuple[str, str, str]]:
+    page = clients.sagemaker.list_training_jobs(MaxResults=100, **filters)
+    return [
+        (job["TrainingJobName"], job["TrainingJobStatus"], job["SecondaryStatus"])
+        for job in page["TrainingJobSummaries"]
+    ]
+
+
+def test_a_listing_moves_scripted_jobs_like_a_describe(scripted: EmulatorClients) -> None:
+    name = unique("listed-progress")
+    scripted.emulator.script(
+        name, ["Starting", "Training", ScriptStep("Failed", "AlgorithmError: boom")]
+    )
+    scripted.sagemaker.create_training_job(**job_request(name))
+    assert _listed(scripted, NameContains=name) == [(name, "InProgress", "Starting")]
+    assert scripted.status(name) == ("InProgress", "Training")  # a describe takes turns
+    # The observation that ends the job leaves it out of a listing of jobs in progress...
+    assert _listed(scripted, NameContains=name, StatusEquals="InProgress") == []
+    # ...and its describe tells why it ended.
+    described = scripted.sagemaker.describe_training_job(TrainingJobName=name)
+    assert described["FailureReason"] == "AlgorithmError: boom"
+
+    stopped = unique("listed-stop")
+    scripted.sagemaker.create_training_job(**job_request(stopped))
+    scripted.sagemaker.stop_training_job(TrainingJobName=stopped)
+    # A stop settles on a describe only: listings keep showing the job Stopping.
+    assert _listed(scripted, NameContains=stopped) == [(stopped, "Stopping", "Stopping")]
+    assert _listed(scripted, NameContains=stopped) == [(stopped, "Stopping", "Stopping")]
+    assert scripted.status(stopped) == ("Stopped", "Stopped")
+
+
+def test_listing_pages_skip_no_job_when_jobs_end_between_pages(
+    scripted: EmulatorClients,
+) -> None:
+    prefix = unique("paged")
+    names = [f"{prefix}-{number}" for number in range(5)]
+    for name in names:
+        scripted.emulator.script(name, ["Training"])
+        scripted.sagemaker.create_training_job(**job_request(name))
+    filters: dict[str, Any] = {"NameContains": prefix, "StatusEquals": "InProgress"}
+    first = scripted.sagemaker.list_training_jobs(MaxResults=2, **filters)
+    assert [job["TrainingJobName"] for job in first["TrainingJobSummaries"]] == names[:2]
+    for name in names[:2]:  # the first page's jobs end before the next page is asked for
+        scripted.emulator.script(name, ["Completed"])
+        assert scripted.status(name) == ("Completed", "Completed")
+    seen: list[str] = []
+    token = first["NextToken"]
+    while token:  # an offset token would now skip names[2] and names[3]
+        page = scripted.sagemaker.list_training_jobs(MaxResults=2, NextToken=token, **filters)
+        seen += [job["TrainingJobName"] for job in page["TrainingJobSummaries"]]
+        token = page.get("NextToken", "")
+    assert seen == names[2:]
+    newest_first = scripted.sagemaker.list_training_jobs(
+        MaxResults=2, SortOrder="Descending", **filters
+    )
+    assert [job["TrainingJobName"] for job in newest_first["TrainingJobSummaries"]] == [
+        names[4],
+        names[3],
+    ]
+    with pytest.raises(ClientError, match="Invalid pagination token"):
+        scripted.sagemaker.list_training_jobs(
+            NextToken=newest_first["NextToken"], SortBy="Name", **filters
+        )
+
+
 # --------------------------------------------------------------------------- faults
 
 
@@ -448,6 +513,13 @@ def test_throttling_fault(scripted: EmulatorClients) -> None:
     with pytest.raises(ClientError) as excinfo:
         no_retry.describe_training_job(TrainingJobName=name)
     assert _error(excinfo)[0::2] == ("ThrottlingException", 400)
+    scripted.emulator.requests.clear()
+    with pytest.raises(ClientError) as excinfo:  # listings are control-plane calls too
+        no_retry.list_training_jobs(NameContains=name)
+    assert _error(excinfo)[0::2] == ("ThrottlingException", 400)
+    assert [r.params for r in scripted.emulator.requests.filter("ListTrainingJobs")] == [
+        {"NameContains": name}
+    ]
 
     # One throttle, then served: botocore's standard retry recovers (one sub-second backoff).
     scripted.emulator.set_faults(

@@ -11,8 +11,11 @@ the lines of host ``algo-<R+1>`` when the job has several hosts.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from steplift.errors import ConfigError, StepFailed
@@ -49,6 +52,11 @@ TRANSIENT_CODES = {
     "InternalServerError",
     "ServiceUnavailable",
 }
+
+LIST_PAGE_SIZE = 100  # ListTrainingJobs' largest MaxResults
+CREATION_SLACK = 900.0
+"""Seconds a job's CreationTime may precede our clock at submit: AWS refuses a request signed
+more than 5 minutes (S3: 15) off its own clock, so a created job is never older than this."""
 
 # SecondaryStatus values during which the job has not started the user's code yet.
 _NOT_STARTED = {
@@ -116,10 +124,27 @@ def status_from_description(description: dict[str, Any]) -> JobStatus:
     )
 
 
+def status_from_summary(summary: Mapping[str, Any]) -> JobStatus | None:
+    """A ListTrainingJobs summary -> the status a describe would give, or None if it cannot
+    tell as much: an ended job's describe adds FailureReason, and without SecondaryStatus a
+    waiting job cannot be told from a running one."""
+    if summary.get("TrainingJobStatus") not in ("InProgress", "Stopping"):
+        return None
+    if not summary.get("SecondaryStatus"):
+        return None
+    return status_from_description(dict(summary))
+
+
 class SageMakerStepOperator(StepOperator):
-    """Runs each step attempt as a SageMaker training job (``InstanceCount`` = its nodes)."""
+    """Runs each step attempt as a SageMaker training job (``InstanceCount`` = its nodes).
+
+    Concurrent launches of one operator share their status polls: one ListTrainingJobs round
+    (a page per 100 running jobs) answers every job still in progress, and a job that ended is
+    described once on its own, which also gives its FailureReason.
+    """
 
     multi_node = True
+    batched_status = True
 
     def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -131,6 +156,9 @@ class SageMakerStepOperator(StepOperator):
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._store = S3ArtifactStore(lambda: self.client("s3"))
+        # Job name -> epoch seconds at or before its CreationTime: bounds the list's pages.
+        self._created_after: dict[str, float] = {}
+        self._created_lock = threading.Lock()
 
     def client(self, service: str) -> Any:
         """The boto3 client of ``service`` (sagemaker, s3, logs), created once, on first use."""
@@ -317,11 +345,13 @@ class SageMakerStepOperator(StepOperator):
         request = self.create_request(info, entrypoint_command, environment)
         count = int(request["ResourceConfig"]["InstanceCount"])
         sagemaker = self.client("sagemaker")
+        asked = time.time()  # wall time on purpose: compared with the service's CreationTime
         # botocore retries throttling and 5xx on this create; the name is deterministic, so a
         # retry whose first try went through answers ResourceInUse, and we adopt that job.
         try:
             response = sagemaker.create_training_job(**request)
         except sagemaker.exceptions.ResourceInUse:
+            # Created by an earlier try, perhaps long ago: its CreationTime is learnt later.
             return self._handle(request["TrainingJobName"], instance_count=count)
         except sagemaker.exceptions.ResourceLimitExceeded as error:
             message = error.response.get("Error", {}).get("Message", str(error))
@@ -330,6 +360,7 @@ class SageMakerStepOperator(StepOperator):
                 failure_kind=FailureKind.QUOTA,
                 provider_state="ResourceLimitExceeded",
             ) from None
+        self._note_created(request["TrainingJobName"], asked - CREATION_SLACK)
         return self._handle(request["TrainingJobName"], response.get("TrainingJobArn"), count)
 
     def _describe(self, name: str) -> dict[str, Any] | None:
@@ -353,6 +384,7 @@ class SageMakerStepOperator(StepOperator):
         description = self._describe(name)
         if description is None:
             return None
+        self._note_created(name, _epoch(description.get("CreationTime")))
         count = int((description.get("ResourceConfig") or {}).get("InstanceCount") or 1)
         return self._handle(name, description.get("TrainingJobArn"), count)
 
@@ -365,7 +397,61 @@ class SageMakerStepOperator(StepOperator):
                 message=f"training job {handle.job_id} does not exist",
                 failure_kind=FailureKind.INFRASTRUCTURE,
             )
-        return status_from_description(description)
+        status = status_from_description(description)
+        if status.state.is_terminal:
+            with self._created_lock:
+                self._created_after.pop(handle.job_id, None)
+        else:
+            self._note_created(handle.job_id, _epoch(description.get("CreationTime")))
+        return status
+
+    def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
+        """The jobs among ``handles`` that ListTrainingJobs shows in progress, by job id.
+
+        One call per page of 100, filtered to jobs in progress, whose name contains what all
+        the handles' names begin with and, once every job's CreationTime is bounded, created
+        since the oldest. Jobs that ended are left out: each is then described on its own.
+        """
+        wanted = {handle.job_id.lower(): handle.job_id for handle in handles}
+        if not wanted:
+            return {}
+        filters: dict[str, Any] = {"StatusEquals": "InProgress"}
+        prefix = os.path.commonprefix([handle.job_id for handle in handles])
+        if prefix:
+            filters["NameContains"] = prefix
+        oldest = self._oldest_creation(list(wanted.values()))
+        if oldest is not None:
+            filters["CreationTimeAfter"] = oldest - 1.0  # the filter is strict; ms round off
+        statuses: dict[str, JobStatus] = {}
+        paginator = self.client("sagemaker").get_paginator("list_training_jobs")
+        pages = paginator.paginate(**filters, PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        for page in pages:
+            for summary in page.get("TrainingJobSummaries", []):
+                job_id = wanted.get(str(summary.get("TrainingJobName", "")).lower())
+                if job_id is None or job_id in statuses:
+                    continue
+                status = status_from_summary(summary)
+                if status is not None:
+                    statuses[job_id] = status
+                    self._note_created(job_id, _epoch(summary.get("CreationTime")))
+            if len(statuses) == len(wanted):
+                break  # every job answered: no need for the remaining pages
+        return statuses
+
+    def _note_created(self, job_id: str, created: float | None) -> None:
+        """Remember a bound at or before the job's CreationTime (the latest one known)."""
+        if created is None:
+            return
+        with self._created_lock:
+            self._created_after[job_id] = max(created, self._created_after.get(job_id, created))
+
+    def _oldest_creation(self, job_ids: list[str]) -> float | None:
+        """The earliest CreationTime bound of the jobs; None if one of them has none yet."""
+        with self._created_lock:
+            bounds = [self._created_after.get(job_id) for job_id in job_ids]
+        if any(bound is None for bound in bounds):
+            return None
+        return min(bound for bound in bounds if bound is not None)
 
     def cancel(self, handle: JobHandle) -> None:
         from botocore.exceptions import ClientError
@@ -416,6 +502,12 @@ class SageMakerStepOperator(StepOperator):
                 if not events or unchanged:
                     break
         return LogChunk(lines, json.dumps(tokens, sort_keys=True))
+
+
+def _epoch(value: Any) -> float | None:
+    """A boto3 timestamp (a datetime) as epoch seconds."""
+    timestamp = getattr(value, "timestamp", None)
+    return float(timestamp()) if callable(timestamp) else None
 
 
 def _stream_host(stream: str) -> str:

@@ -50,7 +50,8 @@ class SageMakerEmulator(EmulatorBase):
     Use as a context manager (or start()/stop()). In "execute" mode each training job's
     ContainerEntrypoint + ContainerArguments runs as a local process per host (InstanceCount
     hosts, algo-1..algo-N, meeting on 127.0.0.1); in "scripted" mode every
-    DescribeTrainingJob moves the job one step along its script.
+    DescribeTrainingJob, and every ListTrainingJobs page that shows the job, moves it one
+    step along its script.
     """
 
     service_name = "sagemaker"

@@ -1,7 +1,8 @@
 """The training-job operations of the SageMaker API, as the emulator answers them.
 
 Create/Describe/List/StopTrainingJob (and AddTags/ListTags on training-job ARNs) are served
-here; every other SageMaker operation falls through to moto.
+here; every other SageMaker operation falls through to moto. (moto's own ListTrainingJobs
+cuts its page before filtering, knows no SecondaryStatus and reports every job Completed.)
 """
 
 from __future__ import annotations
@@ -105,22 +106,41 @@ class TrainingJobService:
             return job.describe()
 
     def list_training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
-        """ListTrainingJobs with its filters, sorting and NextToken paging."""
+        """ListTrainingJobs with its filters, sorting and NextToken paging.
+
+        A token marks the last job returned (its sort key and name), not an offset: jobs that
+        leave the filtered set between pages (they ended) shift nothing, so a page never skips
+        a job that still matches. In scripted mode a listed job has been observed, so like a
+        describe it moves one step along its script (a job that thereby leaves
+        ``StatusEquals`` is not shown); a stop, though, settles only on a describe, so a
+        listing can show a job Stopping.
+        """
         validate_against_model("ListTrainingJobs", params)
-        jobs = [job for job in self.store if _matches(job, params)]
+        descending = params.get("SortOrder", "Ascending") == "Descending"
         sort_by = params.get("SortBy", "CreationTime")
-        key: Callable[[TrainingJob], Any] = {
-            "Name": lambda job: job.name,
-            "Status": lambda job: job.status,
-        }.get(sort_by, lambda job: job.created)
-        jobs.sort(key=key, reverse=params.get("SortOrder", "Ascending") == "Descending")
-        start = _decode_token(params.get("NextToken"))
+        sort_key = _SORT_KEYS.get(sort_by, _SORT_KEYS["CreationTime"])
+        after = _decode_token(params.get("NextToken"), sort_by)
         size = params.get("MaxResults", 10)
         with self.store.lock:
-            page = [job.summary() for job in jobs[start : start + size]]
-        answer: dict[str, Any] = {"TrainingJobSummaries": page}
-        if start + size < len(jobs):
-            answer["NextToken"] = _encode_token(start + size)
+            jobs = sorted(
+                (job for job in self.store if _matches(job, params)),
+                key=sort_key,
+                reverse=descending,
+            )
+            if after is not None:
+                jobs = [
+                    job
+                    for job in jobs
+                    if (sort_key(job) < after if descending else sort_key(job) > after)
+                ]
+            page, more = jobs[:size], len(jobs) > size
+            if self.mode == "scripted":
+                for job in page:
+                    self._advance_script(job, settle_stop=False)
+            summaries = [job.summary() for job in page if _matches(job, params)]
+        answer: dict[str, Any] = {"TrainingJobSummaries": summaries}
+        if more and page:
+            answer["NextToken"] = _encode_token(sort_by, sort_key(page[-1]))
         return answer
 
     def stop_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -228,11 +248,12 @@ class TrainingJobService:
 
     # -- scripted mode
 
-    def _advance_script(self, job: TrainingJob) -> None:
+    def _advance_script(self, job: TrainingJob, *, settle_stop: bool = True) -> None:
         if job.terminal:
             return
         if job.status == "Stopping":
-            self.store.transition(job, "Stopped")
+            if settle_stop:
+                self.store.transition(job, "Stopped")
             return
         if job.name in self._capacity_refused:
             self.store.transition(job, "Failed", CAPACITY_ERROR)
@@ -267,17 +288,30 @@ def _matches(job: TrainingJob, params: Mapping[str, Any]) -> bool:
     return True
 
 
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+_SORT_KEYS: dict[str, Callable[[TrainingJob], tuple[Any, str]]] = {
+    "CreationTime": lambda job: (job.created, job.name.lower()),
+    "Name": lambda job: (job.name.lower(), job.name.lower()),
+    "Status": lambda job: (job.status, job.name.lower()),
+}
 
 
-def _decode_token(token: str | None) -> int:
+def _encode_token(sort_by: str, key: tuple[Any, str]) -> str:
+    token = {"by": sort_by, "after": list(key)}
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+
+
+def _decode_token(token: str | None, sort_by: str) -> tuple[Any, str] | None:
+    """The sort key of the last job of the previous page (None: the first page)."""
     if not token:
-        return 0
+        return None
     try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        value, name = decoded["after"]
+        by = decoded["by"]
     except (binascii.Error, ValueError, KeyError, TypeError) as error:
         raise validation_error("Invalid pagination token.") from error
-    if not isinstance(offset, int) or offset < 0:
+    # A token of another sort order (or a forged one) would compare values of other types.
+    expected = (int, float) if sort_by == "CreationTime" else (str,)
+    if by != sort_by or not isinstance(name, str) or not isinstance(value, expected):
         raise validation_error("Invalid pagination token.")
-    return offset
+    return value, name

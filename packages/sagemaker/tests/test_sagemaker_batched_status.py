@@ -1,0 +1,300 @@
+"""Batched status: concurrent launches share ListTrainingJobs pages instead of a describe each."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from steplift.models import JobHandle, StepRunInfo
+from steplift.operator import LaunchObserver
+from steplift.states import FailureKind, JobState
+from steplift.testing import ConformanceClock
+from steplift.testing.emulation import Faults, ScriptStep
+from steplift_sagemaker.emulator import SageMakerEmulator
+from steplift_sagemaker.emulator.jobs import PRIMARY_OF
+from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.operator import (
+    SageMakerStepOperator,
+    status_from_description,
+    status_from_summary,
+)
+
+ROLE = "arn:aws:iam::123456789012:role/steplift"
+BUCKET = "steplift-batched"
+LAUNCHES = 30
+STEPS_TO_END = 5  # the emulator's default script: Starting .. Uploading, then Completed
+IN_PROGRESS = sorted(status for status, primary in PRIMARY_OF.items() if primary == "InProgress")
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[SageMakerEmulator]:
+    with SageMakerEmulator(mode="scripted") as running:
+        boto3.session.Session().client(
+            "s3",
+            endpoint_url=running.endpoint_url,
+            region_name=running.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=BUCKET)
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _clean(emulator: SageMakerEmulator) -> Iterator[None]:
+    yield
+    emulator.reset()
+
+
+def make_operator(
+    emulator: SageMakerEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: ConformanceClock | None = None,
+    **fields: Any,
+) -> SageMakerStepOperator:
+    for key, value in emulator.client_env().items():
+        monkeypatch.setenv(key, value)
+    flavor = SageMakerFlavor()
+    config = flavor.validate_config(
+        {
+            "region": "us-east-1",
+            "role_arn": ROLE,
+            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest",
+            "bucket": f"s3://{BUCKET}/runs",
+            "endpoint_url": emulator.endpoint_url,
+            **fields,
+        }
+    )
+    clock = clock or ConformanceClock(real_pause=0)
+    operator = flavor.create(config, clock=clock.now, sleep=clock.sleep)
+    assert isinstance(operator, SageMakerStepOperator)
+    return operator
+
+
+def step_info(run: str, step: str) -> StepRunInfo:
+    return StepRunInfo(
+        pipeline="p", run=run, step=step, artifact_uri=f"s3://{BUCKET}/runs/p/{run}/{step}/1"
+    )
+
+
+def calls(emulator: SageMakerEmulator, operation: str) -> int:
+    return len(emulator.requests.filter(operation, service="sagemaker"))
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+@pytest.mark.parametrize("secondary", [*IN_PROGRESS, "Stopping"])
+def test_a_summary_maps_like_a_describe_of_the_same_job(secondary: str) -> None:
+    summary = {
+        "TrainingJobName": "job",
+        "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/job",
+        "TrainingJobStatus": PRIMARY_OF[secondary],
+        "SecondaryStatus": secondary,
+    }
+    description = {**summary, "RoleArn": ROLE, "SecondaryStatusTransitions": []}
+    assert status_from_summary(summary) == status_from_description(description)
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        {"TrainingJobStatus": "Completed", "SecondaryStatus": "Completed"},
+        {"TrainingJobStatus": "Failed", "SecondaryStatus": "Failed"},  # no FailureReason
+        {"TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxRuntimeExceeded"},
+        {"TrainingJobStatus": "InProgress"},  # waiting or running? only a describe tells
+    ],
+)
+def test_a_summary_that_cannot_tell_everything_is_left_to_a_describe(
+    summary: dict[str, str],
+) -> None:
+    assert status_from_summary(summary) is None
+
+
+@pytest.mark.parametrize("secondary", IN_PROGRESS)
+def test_the_emulators_summary_and_describe_give_the_same_status(
+    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, secondary: str
+) -> None:
+    operator = make_operator(emulator, monkeypatch)
+    info = step_info("mapping", secondary)
+    emulator.script(operator.job_name(info), [secondary])  # one step: it stays there
+    handle = operator.submit(info, ["python"], {})
+    listed = operator.get_statuses([handle])
+    assert listed == {handle.job_id: operator.get_status(handle)}
+    assert listed[handle.job_id].provider_state == f"InProgress/{secondary}"
+
+
+# --------------------------------------------------------------------------- get_statuses
+
+
+def test_jobs_in_progress_cost_a_call_per_page_and_ended_ones_are_left_out(
+    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(emulator, monkeypatch)
+    handles = [operator.submit(step_info("pages", f"s{n}"), ["python"], {}) for n in range(250)]
+    emulator.requests.clear()
+    statuses = operator.get_statuses(handles)
+    assert set(statuses) == {handle.job_id for handle in handles}
+    assert {status.state for status in statuses.values()} == {JobState.PENDING}
+    assert calls(emulator, "ListTrainingJobs") == 3, "250 jobs: three pages of 100"
+    assert calls(emulator, "DescribeTrainingJob") == 0
+    sent = emulator.requests.filter("ListTrainingJobs")[0].params
+    assert sent["StatusEquals"] == "InProgress"
+    assert sent["MaxResults"] == 100
+    assert sent["NameContains"] == "p-pages-s"
+    assert "CreationTimeAfter" in sent  # known from the submits
+
+    ended = handles[0]
+    emulator.script(ended.job_id, [ScriptStep("Failed", "AlgorithmError: exit code 3")])
+    assert ended.job_id not in operator.get_statuses(handles)  # its describe tells more
+    status = operator.get_status(ended)
+    assert status.state is JobState.FAILED and status.failure_kind is FailureKind.USER_CODE
+
+
+def test_an_adopted_job_is_listed_unbounded_once_then_by_its_creation_time(
+    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(emulator, monkeypatch)
+    info = step_info("adopted", "s")
+    handle = make_operator(emulator, monkeypatch).submit(info, ["python"], {})
+    emulator.requests.clear()
+    assert operator.get_statuses([handle])[handle.job_id].state is JobState.PENDING
+    assert operator.get_statuses([handle])[handle.job_id].state is JobState.PENDING
+    first, second = (r.params for r in emulator.requests.filter("ListTrainingJobs"))
+    assert "CreationTimeAfter" not in first  # this operator did not create it
+    created = emulator.store.get(handle.job_id).created
+    assert created - 2 <= second["CreationTimeAfter"] < created
+
+
+def test_a_failed_listing_is_transient_like_a_failed_describe(
+    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = make_operator(emulator, monkeypatch, max_attempts=1)
+    handle = operator.submit(step_info("storm", "s"), ["python"], {})
+    emulator.set_faults(Faults(throttle_rate=1.0))
+    with pytest.raises(ClientError) as listing:
+        operator.get_statuses([handle])
+    with pytest.raises(ClientError) as describing:
+        operator.get_status(handle)
+    assert operator.is_transient_error(listing.value)
+    assert operator.is_transient_error(describing.value)
+    assert calls(emulator, "ListTrainingJobs") == 1
+
+
+# --------------------------------------------------------------------------- launches
+
+
+class LockstepClock:
+    """Virtual time shared by concurrent launches, as a discrete-event simulation: it moves
+    on only while every launch sleeps, straight to the earliest wake-up, so launches on the
+    same poll schedule wake at the same moment, as real ones started together do."""
+
+    def __init__(self, launches: int) -> None:
+        self.time = 0.0
+        self.sleeps = 0
+        self.moments = 1
+        """Distinct virtual times at which launches woke (the start included)."""
+        self._active = launches
+        self._wakes: list[float] = []
+        self._changed = threading.Condition()
+
+    def now(self) -> float:
+        with self._changed:
+            return self.time
+
+    def sleep(self, seconds: float) -> None:
+        with self._changed:
+            self.sleeps += 1
+            wake = self.time + seconds
+            self._wakes.append(wake)
+            self._advance()
+            woke = self._changed.wait_for(lambda: self.time >= wake, timeout=30)
+            self._wakes.remove(wake)
+        assert woke, "the virtual clock stalled"
+
+    def leave(self) -> None:
+        """A launch ended: the others need not wait for it any more."""
+        with self._changed:
+            self._active -= 1
+            self._advance()
+
+    def _advance(self) -> None:
+        pending = [wake for wake in self._wakes if wake > self.time]
+        if pending and len(pending) == self._active:
+            self.time = min(pending)
+            self.moments += 1
+            self._changed.notify_all()
+
+
+class _Together(LaunchObserver):
+    """Holds each launch after its submit until every launch has submitted."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+
+    def on_job(self, handle: JobHandle, adopted: bool) -> None:
+        self.barrier.wait()
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "per-job"])
+def test_concurrent_launches_share_their_status_calls(
+    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
+    clock = LockstepClock(LAUNCHES)
+    for key, value in emulator.client_env().items():
+        monkeypatch.setenv(key, value)
+    operator = make_operator(emulator, monkeypatch)
+    operator.clock, operator.sleep = clock.now, clock.sleep
+    monkeypatch.setattr(operator, "batched_status", batched)
+    run = f"fleet-{'on' if batched else 'off'}"
+    observer = _Together(threading.Barrier(LAUNCHES, timeout=30))
+    errors: list[BaseException] = []
+
+    def launch(number: int) -> None:
+        try:
+            operator.launch(
+                step_info(run, f"s{number}"),
+                ["python", "-m", "steplift.entrypoint"],
+                observer=observer,
+            )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            clock.leave()
+
+    emulator.requests.clear()
+    threads = [threading.Thread(target=launch, args=(n,)) for n in range(LAUNCHES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert calls(emulator, "CreateTrainingJob") == LAUNCHES
+
+    lists = calls(emulator, "ListTrainingJobs")
+    describes = calls(emulator, "DescribeTrainingJob")
+    polls = clock.sleeps + LAUNCHES  # every poll but a launch's last is followed by a sleep
+    rounds = operator._batcher.calls if operator._batcher else 0
+    print(
+        f"\nbatched={batched}: {polls} polls at {clock.moments} moments, {lists} "
+        f"ListTrainingJobs in {rounds} rounds ({lists / clock.moments:g} per moment), "
+        f"{describes} DescribeTrainingJob"
+    )
+    # Each launch describes once to look for an existing job. Asked one by one, each job
+    # then needs a describe per script step; batched, the launches waking together share a
+    # list call or two (the first to wake may go alone), and a job is described once more,
+    # when it ended, which also gives its FailureReason.
+    per_job_loop = LAUNCHES + LAUNCHES * STEPS_TO_END
+    bound = 2 * LAUNCHES + 4 * clock.moments
+    if batched:
+        assert lists + describes <= bound < per_job_loop
+        assert lists == rounds, "30 jobs fit one page: one call per round"
+        assert describes == 2 * LAUNCHES
+    else:
+        assert lists == 0
+        assert lists + describes >= per_job_loop > bound
