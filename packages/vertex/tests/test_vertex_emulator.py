@@ -14,10 +14,8 @@ import pytest
 from google.api_core import exceptions
 from vertex_support import PARENT, job_body, job_client, make_operator
 
-from steplift.errors import StepFailed
 from steplift.models import StepRunInfo
 from steplift.states import FailureKind, JobState
-from steplift.testing import ConformanceClock
 from steplift.testing.emulation import EmulatorControl, Faults, ScriptStep, wait_until
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.logs import read_job_logs
@@ -170,25 +168,33 @@ def test_enums_travel_as_names_or_numbers_and_int64_as_strings(scripted: VertexE
 def test_list_pages_and_filters_on_labels_and_state(scripted: VertexEmulator) -> None:
     client = job_client(scripted)
     names = []
+    scripted.script(None, ["PENDING", "RUNNING", "RUNNING", "RUNNING"])
     for index in range(5):
         job = client.create_custom_job(
             parent=PARENT, custom_job=job_body(labels={"team": "a" if index % 2 else "b"})
         )
         names.append(job.name)
     pager = client.list_custom_jobs(request={"parent": PARENT, "page_size": 2})
-    assert sorted(job.name for job in pager) == sorted(names)
+    # Newest first; in scripted mode each job on a page moves one step, as on a get.
+    listed = list(pager)
+    assert [job.name for job in listed] == names[::-1]
+    assert {job.state.name for job in listed} == {"JOB_STATE_PENDING"}
     assert len(scripted.requests.filter("ListCustomJobs")) == 3
     team_a = client.list_custom_jobs(request={"parent": PARENT, "filter": 'labels.team="a"'})
-    assert sorted(job.name for job in team_a) == sorted(names[1::2])
-    client.get_custom_job(name=names[0])  # one step: PENDING
-    running = client.list_custom_jobs(
+    assert sorted(job.name for job in team_a) == sorted(names[1::2])  # now RUNNING
+    pending = client.list_custom_jobs(
         request={"parent": PARENT, "filter": 'state="JOB_STATE_PENDING" OR labels.team="zzz"'}
     )
-    assert [job.name for job in running] == [names[0]]
+    assert sorted(job.name for job in pending) == sorted(names[0::2])  # chosen, then moved
     both = client.list_custom_jobs(
         request={"parent": PARENT, "filter": 'labels.team="b" AND NOT state="JOB_STATE_PENDING"'}
     )
-    assert sorted(job.name for job in both) == sorted([names[2], names[4]])
+    assert sorted(job.name for job in both) == sorted(names[0::2])
+    stamp = client.get_custom_job(name=names[3]).create_time.rfc3339()
+    since = client.list_custom_jobs(
+        request={"parent": PARENT, "filter": f'labels.team:* AND create_time>="{stamp}"'}
+    )
+    assert [job.name for job in since] == [names[4], names[3]]
     with pytest.raises(exceptions.BadRequest, match="filter"):
         list(client.list_custom_jobs(request={"parent": PARENT, "filter": "labels.team="}))
     with pytest.raises(exceptions.BadRequest, match="page token"):
@@ -254,42 +260,6 @@ def test_throttling_and_5xx_are_retried_by_get_status(scripted: VertexEmulator) 
         )
     gets = scripted.requests.filter("GetCustomJob")
     assert len(gets) > 6  # some answers were 429/503 and were asked again
-
-
-def test_a_quota_refusal_at_create_is_a_quota_failure(scripted: VertexEmulator) -> None:
-    clock = ConformanceClock(real_pause=0)
-    operator = make_operator(scripted, clock=clock)
-    scripted.set_faults(Faults(refuse_create="quota"))
-    with pytest.raises(StepFailed) as caught:
-        operator.submit(step_info(), ["true"], {})
-    assert caught.value.failure_kind is FailureKind.QUOTA
-    operations = [request.operation for request in scripted.requests.list()]
-    # Never blindly: each new create comes after checking that the last one did not land.
-    assert operations[:3] == ["CreateCustomJob", "ListCustomJobs", "CreateCustomJob"]
-    assert operations.count("CreateCustomJob") == operator.create_attempts
-    assert scripted.submissions() == 0
-
-
-def test_a_failed_create_is_retried_only_after_find_job(
-    scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = ConformanceClock(real_pause=0)
-    operator = make_operator(scripted, clock=clock)
-    decide = scripted.decide_fault
-    creates: list[str] = []
-
-    def first_create_fails(operation: str) -> Any:
-        if operation == "CreateCustomJob":
-            creates.append(operation)
-            if len(creates) == 1:
-                return "error"
-        return decide(operation)
-
-    monkeypatch.setattr(scripted, "decide_fault", first_create_fails)
-    handle = operator.submit(step_info(), ["true"], {})
-    operations = [request.operation for request in scripted.requests.list()]
-    assert operations == ["CreateCustomJob", "ListCustomJobs", "CreateCustomJob"]
-    assert scripted.submissions() == 1 and operator.find_job(step_info()) == handle
 
 
 def test_latency_is_added_to_control_calls(scripted: VertexEmulator) -> None:

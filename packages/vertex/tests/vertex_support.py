@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from steplift.polling import PollPolicy
@@ -27,6 +28,31 @@ def make_operator(
     # Transport retries sleep for real inside google.api_core: keep them short in tests.
     operator.transport_retry = FAST_RETRY
     return operator
+
+
+class MemoryStore:
+    """An artifact store in a dict: for tests of control-plane calls only, so that whole
+    launches (receipts) need no storage emulator."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def put(self, uri: str, data: bytes) -> None:
+        with self._lock:
+            self.blobs[uri] = data
+
+    def get(self, uri: str) -> bytes:
+        with self._lock:
+            return self.blobs[uri]
+
+    def exists(self, uri: str) -> bool:
+        with self._lock:
+            return uri in self.blobs
+
+    def list(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(uri for uri in self.blobs if uri.startswith(prefix))
 
 
 def job_client(emulator: VertexEmulator, version: str = "v1") -> Any:

@@ -10,7 +10,12 @@ with the same machine, disk and container; each replica finds its place in ``CLU
 
 Vertex assigns job ids itself, so the job carries a label derived from the step attempt and
 ``find_job`` lists by that label: a relaunch adopts the job instead of creating a second one,
-and a create that failed in transit is only retried after checking that it did not go through.
+and a create that failed in transit is only retried (by the shared launch) after checking
+that it did not go through.
+
+The statuses of the jobs that the launches of one process are waiting for come from one
+``customJobs.list`` (a page per 100 jobs) instead of one ``get`` per job: see
+:meth:`VertexStepOperator.get_statuses`.
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ import hashlib
 import math
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from steplift.errors import ConfigError, StepFailed
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import StepOperator, StepOperatorConfig
-from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, join_uri
 from steplift_vertex.config import (
@@ -48,6 +53,8 @@ from steplift_vertex.status import job_status
 from steplift_vertex.store import GCSArtifactStore
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from google.api_core.retry import Retry
     from google.cloud.aiplatform_v1 import CustomJob, JobServiceClient
 
@@ -97,6 +104,26 @@ def _is_transient(error: BaseException) -> bool:
     )
 
 
+class JobNotCreated(StepFailed):
+    """A create call that failed in a way worth trying again: 429, 5xx, a lost connection.
+
+    The launch tries the create again, each time after ``find_job`` checked that the job did
+    not appear anyway, for as long as its transient budget allows (slowing down as it polls);
+    if it gives up, the step fails with this error: ``FailureKind.QUOTA`` for a 429
+    (RESOURCE_EXHAUSTED), ``INFRASTRUCTURE`` otherwise, and provider state ``NOT_CREATED``.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        from google.api_core import exceptions
+
+        quota = isinstance(error, exceptions.TooManyRequests)
+        super().__init__(
+            f"Vertex AI did not create the job: {error}",
+            failure_kind=FailureKind.QUOTA if quota else FailureKind.INFRASTRUCTURE,
+            provider_state="NOT_CREATED",
+        )
+
+
 def rpc_status(error: BaseException) -> str | None:
     """The ``error.status`` (google.rpc code name) of a REST error answer, if it has one."""
     response = getattr(error, "response", None)
@@ -111,11 +138,12 @@ class VertexStepOperator(StepOperator):
     """Runs each step attempt as a Vertex AI CustomJob; artifacts live in Cloud Storage."""
 
     transport_retry: ClassVar[RetrySettings] = RetrySettings()
-    create_attempts: ClassVar[int] = 5
-    """Creates tried (each after checking the previous one did not go through)."""
     call_timeout: ClassVar[float] = 60.0
     """Seconds one HTTP call may take."""
     multi_node = True  # a chief pool of one replica and a worker pool of nodes - 1
+    batched_status = True  # customJobs.list answers many status questions at once
+    status_page_size: ClassVar[int] = 100
+    """Jobs per page of the list call behind :meth:`get_statuses`."""
 
     def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -173,8 +201,9 @@ class VertexStepOperator(StepOperator):
         self.client  # noqa: B018 - imports aiplatform_v1 and builds the REST client
 
     def is_transient_error(self, error: Exception) -> bool:
-        """429, 5xx and connection errors (also once the SDK's own retries gave up)."""
-        return _is_transient(error)
+        """429, 5xx and connection errors (also once the SDK's own retries gave up), and a
+        create that failed with one of them (:class:`JobNotCreated`)."""
+        return isinstance(error, JobNotCreated) or _is_transient(error)
 
     # -- SDK plumbing (lazy) -----------------------------------------------------------------
 
@@ -412,6 +441,8 @@ class VertexStepOperator(StepOperator):
                 "project": self._vertex.project,
                 "location": self._vertex.location,
                 "job_number": job.name.rsplit("/", 1)[-1],
+                # Bounds the list call that asks about many jobs at once (get_statuses).
+                **({"create_time": _timestamp(job.create_time)} if job.create_time else {}),
                 # Replicas across the pools: the logs name each node when there are several.
                 "nodes": str(sum(pool.replica_count for pool in job.job_spec.worker_pool_specs)),
             },
@@ -422,44 +453,31 @@ class VertexStepOperator(StepOperator):
     def submit(
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
     ) -> JobHandle:
+        """Create the CustomJob with one call, never repeated here.
+
+        A 429, 5xx or lost connection raises :class:`JobNotCreated`, which the launch retries
+        only after ``find_job`` found no job (the create may have gone through before its
+        answer was lost); any other refusal is a :class:`ConfigError`.
+        """
         job = self.build_job(info, entrypoint_command, environment)
         from google.api_core import exceptions
 
-        delays = PollPolicy(initial=1.0, factor=2.0, maximum=30.0).delays()
-        last_error: Exception | None = None
-        for attempt in range(self.create_attempts):
-            if attempt:
-                # The create may have gone through before the answer was lost.
-                existing = self.find_job(info)
-                if existing is not None:
-                    return existing
-                self.sleep(next(delays))
-            try:
-                created = self.client.create_custom_job(
-                    parent=self._vertex.parent, custom_job=job, timeout=self.call_timeout
-                )
-            except exceptions.GoogleAPICallError as error:
-                if not _is_transient(error):
-                    raise ConfigError(
-                        f"Vertex AI refused the job: {error.message}", field=None
-                    ) from None
-                last_error = error
-                continue
-            except Exception as error:
-                if not _is_transient(error):
-                    raise
-                last_error = error
-                continue
-            return self._handle(created)
-        existing = self.find_job(info)
-        if existing is not None:
-            return existing
-        quota = isinstance(last_error, exceptions.TooManyRequests)
-        raise StepFailed(
-            f"Vertex AI did not create the job after {self.create_attempts} tries: {last_error}",
-            failure_kind=FailureKind.QUOTA if quota else FailureKind.INFRASTRUCTURE,
-            provider_state="NOT_CREATED",
-        )
+        try:
+            created = self.client.create_custom_job(
+                parent=self._vertex.parent,
+                custom_job=job,
+                retry=None,  # no transport retry: a create is never repeated blindly
+                timeout=self.call_timeout,
+            )
+        except Exception as error:
+            if _is_transient(error):
+                raise JobNotCreated(error) from error
+            if isinstance(error, exceptions.GoogleAPICallError):
+                raise ConfigError(
+                    f"Vertex AI refused the job: {error.message}", field=None
+                ) from None
+            raise
+        return self._handle(created)
 
     def get_status(self, handle: JobHandle) -> JobStatus:
         from google.api_core import exceptions
@@ -475,8 +493,49 @@ class VertexStepOperator(StepOperator):
                 message=f"Vertex AI has no job {handle.job_id}",
                 failure_kind=FailureKind.INFRASTRUCTURE,
             )
-        error = job.error
-        return job_status(int(job.state), int(error.code), str(error.message))
+        return _status_of(job)
+
+    def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
+        """The statuses of many jobs from one ``customJobs.list``, a page per 100 jobs.
+
+        Vertex filters jobs neither by name nor by update time, so the call asks for
+        steplift's jobs created since the oldest one asked about
+        (``labels.steplift-key:* AND create_time>="..."``) and stops paging once it has seen
+        every job asked about. Other jobs created in that window only add pages, and at most
+        one page per job asked about is read: a round never costs more list calls than asking
+        each job alone would. Jobs it did not see (another location, a handle without its
+        creation time, past the last page) are left out and asked about alone; one job alone
+        is asked about with ``get``.
+        """
+        if len(handles) == 1:
+            return {handles[0].job_id: self.get_status(handles[0])}
+        prefix = f"{self._vertex.parent}/customJobs/"
+        created = {
+            handle.job_id: handle.extra["create_time"]
+            for handle in handles
+            if handle.job_id.startswith(prefix) and handle.extra.get("create_time")
+        }
+        if not created:
+            return {}
+        from google.cloud.aiplatform_v1 import ListCustomJobsRequest
+
+        request = ListCustomJobsRequest(
+            parent=self._vertex.parent,
+            # Fixed-width timestamps (see _timestamp): the smallest string is the oldest.
+            filter=f'labels.{KEY_LABEL}:* AND create_time>="{min(created.values())}"',
+            page_size=self.status_page_size,
+        )
+        pager = self.client.list_custom_jobs(
+            request=request, retry=self._retry(), timeout=self.call_timeout
+        )
+        statuses: dict[str, JobStatus] = {}
+        for number, page in enumerate(pager.pages, start=1):
+            for job in page.custom_jobs:
+                if job.name in created:
+                    statuses[job.name] = _status_of(job)
+            if len(statuses) == len(created) or number >= len(created):
+                break
+        return statuses
 
     def cancel(self, handle: JobHandle) -> None:
         from google.api_core import exceptions
@@ -517,3 +576,14 @@ class VertexStepOperator(StepOperator):
         endpoint = self._vertex.logging_endpoint or DEFAULT_LOGGING_ENDPOINT
         nodes = int(handle.extra.get("nodes") or 1)
         return read_job_logs(self._post_json, endpoint, project, number, cursor, nodes=nodes)
+
+
+def _status_of(job: CustomJob) -> JobStatus:
+    error = job.error
+    return job_status(int(job.state), int(error.code), str(error.message))
+
+
+def _timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with exactly six fractional digits, so that strings sort as times
+    (nanoseconds are cut: the value is only ever a lower bound of a filter)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -6,7 +6,8 @@ container command and env, and a ``CLUSTER_SPEC`` that lists every replica at
 ``127.0.0.1:<port>`` and names this one as its ``task``. Each replica's output becomes log
 entries labelled with its task name (``workerpool1-0``), as Vertex writes them. The job
 succeeds when every replica exits 0; the first replica to fail ends the others and fails the
-job naming it. Scripted mode moves a job one script step per ``get``.
+job naming it. Scripted mode moves a job one script step per status read: a ``get`` of it,
+or its place on a page of a ``list`` answer.
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ class JobService:
         return job
 
     def get(self, name: str) -> EmulatedJob:
-        """``customJobs.get`` (advances a scripted job one step)."""
+        """``customJobs.get`` (moves a scripted job one step)."""
         job = self._require(name)
         if self.mode == "scripted":
             self._advance_script(job)
@@ -250,7 +251,12 @@ class JobService:
     def list(
         self, parent: str, filter_text: str, page_size: int, page_token: str
     ) -> tuple[list[EmulatedJob], str | None]:
-        """``customJobs.list``: newest first, filtered, paged."""
+        """``customJobs.list``: newest first, filtered, paged.
+
+        In scripted mode the page is a status read of each job on it, as a ``get`` is: each
+        moves one script step (after the filter chose them; the answer shows the new states),
+        so a client that watches its jobs through the list sees them move as through ``get``.
+        """
         clauses = parse_filter(filter_text)
         if page_size < 0:
             raise ApiError("INVALID_ARGUMENT", "page_size must not be negative")
@@ -264,6 +270,9 @@ class JobService:
                 and matches(clauses, functools.partial(_job_field, job), _JOB_TIMESTAMPS)
             ]
         page = selected[offset : offset + size]
+        if self.mode == "scripted":
+            for job in page:
+                self._advance_script(job)
         token = encode_token(offset + size) if offset + size < len(selected) else None
         return page, token
 

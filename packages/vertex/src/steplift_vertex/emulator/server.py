@@ -73,8 +73,9 @@ class VertexEmulator(EmulatorBase):
     """Vertex AI CustomJobs (+ Logging, + GCS) on 127.0.0.1.
 
     ``mode="execute"`` runs every replica of each job as a local process; ``"scripted"`` moves
-    jobs one step per ``get`` (see :meth:`script`). ``buckets`` are created in the GCS emulator
-    (``gcs=False`` serves no storage, e.g. without the ``emulator`` extra).
+    a job one step per status read, a ``get`` of it or a ``list`` page showing it (see
+    :meth:`script`). ``buckets`` are created in the GCS emulator (``gcs=False`` serves no
+    storage, e.g. without the ``emulator`` extra).
     """
 
     service_name = "aiplatform"
