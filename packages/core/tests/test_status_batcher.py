@@ -110,3 +110,14 @@ def test_a_failed_call_fails_every_launch_in_its_batch_and_the_next_call_is_fres
         batcher.status(_handle(1))
     assert batcher.status(_handle(1)).state is JobState.RUNNING
     assert calls == [1, 1]
+
+
+def test_launches_waking_together_share_the_first_call_after_a_short_gather() -> None:
+    backend = _Backend()
+    backend.release.set()
+    batcher = StatusBatcher(backend.fetch, backend.fetch_one, gather=0.2)
+    threads, answers = _ask_all(batcher, range(10))
+    for thread in threads:
+        thread.join(10)
+    assert len(answers) == 10 and all(isinstance(a, JobStatus) for a in answers.values())
+    assert len(backend.calls) == 1 and len(backend.calls[0]) == 10

@@ -137,18 +137,21 @@ class StatusBatcher:
     """Coalesces the status questions of concurrent launches into one ``get_statuses`` call.
 
     No thread and no timer of its own: the first launch to ask while no call is in flight
-    makes the call for everyone waiting at that moment (a group commit); those who ask during
-    the call are answered by the next one, which one of them makes. Launches that poll on the
-    same schedule thus share a call per round, however many they are.
+    makes the call for everyone waiting at that moment (a group commit), after a ``gather``
+    pause (seconds, a few milliseconds) in which the launches that woke with it join; those
+    who ask during the call are answered by the next one, which one of them makes. Launches
+    that poll on the same schedule thus share a call per round, however many they are.
     """
 
     def __init__(
         self,
         fetch: Callable[[Sequence[JobHandle]], dict[str, JobStatus]],
         fetch_one: Callable[[JobHandle], JobStatus],
+        gather: float = 0.0,
     ) -> None:
         self._fetch = fetch
         self._fetch_one = fetch_one
+        self._gather = gather
         self._changed = threading.Condition()
         self._waiting: list[_StatusSlot] = []
         self._busy = False
@@ -164,6 +167,10 @@ class StatusBatcher:
                 self._changed.wait()
             if not slot.answered:
                 self._busy = True
+                if self._gather:
+                    # One short, bounded pause lets the launches that wake with this one
+                    # join its call instead of making the next.
+                    self._changed.wait(self._gather)
                 batch, self._waiting = self._waiting, []
         if not slot.answered:
             self._answer(batch)
@@ -236,6 +243,8 @@ class StepOperator(ABC):
     batched_status: ClassVar[bool] = False
     """Whether ``get_statuses`` answers many jobs with few calls (a list API): then the
     launches of one process in flight at the same time share one status call per round."""
+    status_gather: ClassVar[float] = 0.02
+    """Seconds a batched status call waits for the other launches waking with it."""
     multi_node: ClassVar[bool] = False
     """Whether the flavor runs steps that span several nodes (``Resources.nodes > 1``)."""
     transient_budget: ClassVar[float] = 900.0
@@ -318,7 +327,9 @@ class StepOperator(ABC):
             return self.get_status(handle)
         with self._lock:
             if self._batcher is None:
-                self._batcher = StatusBatcher(self.get_statuses, self.get_status)
+                self._batcher = StatusBatcher(
+                    self.get_statuses, self.get_status, gather=self.status_gather
+                )
         return self._batcher.status(handle)
 
     def warm_up(self) -> None:

@@ -683,6 +683,9 @@ WSGIApp: TypeAlias = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = False
     block_on_close = True  # server_close() joins the request threads: nothing lingers
+    # socketserver's default backlog of 5 drops connections when many launches poll at once
+    # (the client then waits a second before trying again): a cloud endpoint does not.
+    request_queue_size = 256
 
 
 class _QuietHandler(WSGIRequestHandler):
