@@ -703,6 +703,17 @@ def test_control_api_over_http(scripted: EmulatorClients) -> None:
         control.preempt(name)
     with pytest.raises(RuntimeError, match="404"):
         control.preempt("no-such-job")
+    with pytest.raises(RuntimeError, match="404"):
+        control.kill_node("no-such-job", 1)
+    not_a_node = urllib.request.Request(
+        f"{scripted.emulator.endpoint_url}/_steplift/jobs/{name}/kill-node",
+        data=b'{"node": "two"}',
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as bad_node:
+        urllib.request.urlopen(not_a_node, timeout=5)
+    assert bad_node.value.code == 400
+    bad_node.value.close()
     refused = urllib.request.Request(
         f"{scripted.emulator.endpoint_url}/_steplift/faults",
         data=b'{"throttle_rate": 2}',

@@ -565,6 +565,12 @@ class Emulator(Protocol):
         """Preempt a running spot job the way the cloud reports it."""
         ...
 
+    def kill_node(self, job_id: str, node: int) -> None:
+        """Lose node ``node`` (0-based) of a running job, as a failed host: its processes are
+        killed, the job's other nodes stop and the job fails naming it. KeyError: no such
+        job; ValueError: the job is not running or has no such node."""
+        ...
+
     def job_ids(self) -> list[str]:
         """Every job created so far, by the id `preempt` and `is_running` take, oldest first."""
         ...
@@ -765,7 +771,8 @@ class ControlAPI:
     """WSGI wrapper serving `/_steplift/...` from an emulator and passing the rest to `app`.
 
     Routes: GET health; GET/POST faults; GET requests[?operation=X]; POST reset;
-    POST jobs/<id>/preempt; POST jobs/<id>/script and POST script ({"steps": [...]}).
+    POST jobs/<id>/preempt; POST jobs/<id>/kill-node ({"node": R}); POST jobs/<id>/script and
+    POST script ({"steps": [...]}).
     """
 
     def __init__(self, emulator: Emulator, app: WSGIApp) -> None:
@@ -815,6 +822,17 @@ class ControlAPI:
             if parts[2] == "preempt":
                 try:
                     emulator.preempt(parts[1])
+                except KeyError as error:
+                    raise _ControlError(404, f"no such job: {parts[1]}") from error
+                except ValueError as error:
+                    raise _ControlError(409, str(error)) from error
+                return 200, {"status": "ok"}
+            if parts[2] == "kill-node":
+                node = _json_object(environ).get("node")
+                if not isinstance(node, int) or isinstance(node, bool):
+                    raise _ControlError(400, 'body must be {"node": <0-based node rank>}')
+                try:
+                    emulator.kill_node(parts[1], node)
                 except KeyError as error:
                     raise _ControlError(404, f"no such job: {parts[1]}") from error
                 except ValueError as error:
@@ -887,6 +905,10 @@ class EmulatorControl:
     def preempt(self, job_id: str) -> None:
         """Preempt a running spot job."""
         self._call("POST", f"jobs/{urllib.parse.quote(job_id, safe='')}/preempt", {})
+
+    def kill_node(self, job_id: str, node: int) -> None:
+        """Lose one node (0-based) of a running job."""
+        self._call("POST", f"jobs/{urllib.parse.quote(job_id, safe='')}/kill-node", {"node": node})
 
     def script(
         self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]

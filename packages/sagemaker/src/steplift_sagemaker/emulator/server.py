@@ -172,6 +172,10 @@ class SageMakerEmulator(EmulatorBase):
         """
         self.jobs.fail_instance(job_id, host)
 
+    def kill_node(self, job_id: str, node: int) -> None:
+        """Lose node ``node`` (0-based: host ``algo-<node + 1>``) of a running job."""
+        self.fail_instance(job_id, host=node + 1)
+
     def script(
         self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
     ) -> None:
