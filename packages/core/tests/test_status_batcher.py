@@ -121,3 +121,32 @@ def test_launches_waking_together_share_the_first_call_after_a_short_gather() ->
         thread.join(10)
     assert len(answers) == 10 and all(isinstance(a, JobStatus) for a in answers.values())
     assert len(backend.calls) == 1 and len(backend.calls[0]) == 10
+
+
+def test_an_interrupted_leader_does_not_wedge_the_batcher() -> None:
+    backend = _Backend()
+    backend.release.set()
+    batcher = StatusBatcher(backend.fetch, backend.fetch_one, gather=0.01)
+    real_wait = batcher._changed.wait
+    interrupts = iter([KeyboardInterrupt()])
+
+    def wait_once_interrupted(timeout: float | None = None) -> bool:
+        interrupt = next(interrupts, None)
+        if interrupt is not None:
+            raise interrupt  # Ctrl-C landing in the gather pause
+        return real_wait(timeout)
+
+    batcher._changed.wait = wait_once_interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        batcher.status(_handle(1))
+    # The cancel that follows a Ctrl-C asks again: it must be answered, not block.
+    assert batcher.status(_handle(1)).provider_state == "job-1"
+
+    def interrupted_fetch(handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
+        raise KeyboardInterrupt
+
+    during_call = StatusBatcher(interrupted_fetch, backend.fetch_one)
+    with pytest.raises(KeyboardInterrupt):
+        during_call.status(_handle(2))
+    during_call._fetch = backend.fetch
+    assert during_call.status(_handle(2)).provider_state == "job-2"

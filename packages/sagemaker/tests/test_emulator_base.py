@@ -223,6 +223,7 @@ class FakeEmulator(EmulatorBase):
     def __init__(self) -> None:
         super().__init__("scripted")
         self.preempted: list[str] = []
+        self.lost: list[tuple[str, int]] = []
         self.scripts: dict[str | None, list[ScriptStep]] = {}
 
     @property
@@ -244,6 +245,13 @@ class FakeEmulator(EmulatorBase):
         if job_id == "done":
             raise ValueError("done is Completed, not running")
         self.preempted.append(job_id)
+
+    def kill_node(self, job_id: str, node: int) -> None:
+        if job_id == "missing":
+            raise KeyError(job_id)
+        if node > 1:
+            raise ValueError(f"{job_id} has 2 nodes; there is no node {node}")
+        self.lost.append((job_id, node))
 
     def script(
         self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
@@ -307,6 +315,13 @@ def test_control_api_routes() -> None:
     assert emulator.preempted == ["job-1"]
     assert _call(app, "POST", "/_steplift/jobs/missing/preempt")[0] == 404
     assert _call(app, "POST", "/_steplift/jobs/done/preempt")[0] == 409
+
+    assert _call(app, "POST", "/_steplift/jobs/job-1/kill-node", {"node": 1})[0] == 200
+    assert emulator.lost == [("job-1", 1)]
+    assert _call(app, "POST", "/_steplift/jobs/missing/kill-node", {"node": 0})[0] == 404
+    assert _call(app, "POST", "/_steplift/jobs/job-1/kill-node", {"node": 5})[0] == 409
+    assert _call(app, "POST", "/_steplift/jobs/job-1/kill-node", {"node": True})[0] == 400
+    assert _call(app, "POST", "/_steplift/jobs/job-1/kill-node", {})[0] == 400
 
     assert (
         _call(app, "POST", "/_steplift/jobs/j/script", {"steps": ["A", {"status": "B"}]})[0] == 200

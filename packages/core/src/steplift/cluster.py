@@ -34,6 +34,33 @@ SAGEMAKER_RESOURCE_CONFIG = "/opt/ml/input/config/resourceconfig.json"
 NODES_VARIABLE = "STEPLIFT_NODES"
 LOCAL_GPUS_VARIABLE = "STEPLIFT_LOCAL_GPUS"
 
+CLUSTER_VARIABLES = frozenset(
+    {
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "WORLD_SIZE",
+        "RANK",
+        "NODE_RANK",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        NODES_VARIABLE,
+        LOCAL_GPUS_VARIABLE,
+        "CLUSTER_SPEC",
+        "SM_HOSTS",
+        "SM_CURRENT_HOST",
+        "SM_INPUT_CONFIG_DIR",
+        "AZUREML_NODE_COUNT",
+    }
+)
+"""Every variable that describes a cluster to a process. A job never inherits these from
+whatever launched it (a launcher may itself run in a cluster): the job's own platform sets
+them."""
+
+
+def without_cluster(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without any cluster description (see :data:`CLUSTER_VARIABLES`)."""
+    return {name: value for name, value in env.items() if name not in CLUSTER_VARIABLES}
+
 
 class ClusterError(RuntimeError):
     """The job's cluster description is missing, malformed or disagrees with the step."""

@@ -165,15 +165,22 @@ class StatusBatcher:
             self._waiting.append(slot)
             while self._busy and not slot.answered:
                 self._changed.wait()
-            if not slot.answered:
-                self._busy = True
+            if slot.answered:
+                return slot.result()
+            self._busy = True
+        try:
+            with self._changed:
                 if self._gather:
                     # One short, bounded pause lets the launches that wake with this one
                     # join its call instead of making the next.
                     self._changed.wait(self._gather)
                 batch, self._waiting = self._waiting, []
-        if not slot.answered:
-            self._answer(batch)
+        except BaseException:  # interrupted (Ctrl-C) before the call: hand the turn on
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+            raise
+        self._answer(batch)
         return slot.result()
 
     def _answer(self, batch: list[_StatusSlot]) -> None:

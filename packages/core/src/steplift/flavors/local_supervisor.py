@@ -5,7 +5,8 @@ own session), runs the command with its output in ``output.log`` (once per node 
 multi-node job, each with the node's ``NODE_RANK`` and the shared rendezvous address, every
 line prefixed ``[node R]``; the first node to fail ends the job), enforces the max runtime,
 honours cancel requests, and records the job's state in ``state.json`` so that any process
-can follow, adopt or cancel the job. It imports nothing but the standard library.
+can follow, adopt or cancel the job. It imports nothing but the standard library (and
+``steplift.cluster``, which imports nothing else).
 """
 
 from __future__ import annotations
@@ -23,24 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-CLUSTER_VARIABLES = frozenset(
-    {
-        "MASTER_ADDR",
-        "MASTER_PORT",
-        "WORLD_SIZE",
-        "RANK",
-        "NODE_RANK",
-        "LOCAL_RANK",
-        "LOCAL_WORLD_SIZE",
-        "STEPLIFT_NODES",
-        "STEPLIFT_LOCAL_GPUS",
-        "CLUSTER_SPEC",
-        "SM_HOSTS",
-        "SM_CURRENT_HOST",
-        "SM_INPUT_CONFIG_DIR",
-    }
-)
-"""What describes a cluster to a process (steplift.cluster reads these)."""
+from steplift.cluster import without_cluster  # standard library only, like this module
 
 CANCEL_GRACE = 10.0
 """Seconds a cancelled or timed-out job gets between SIGTERM and SIGKILL."""
@@ -158,8 +142,7 @@ def supervise(job_dir: Path) -> int:
 
     # A launcher that itself runs inside a cluster (a torchrun worker, a cloud job) must not
     # hand its own cluster description to the job: the job's nodes get theirs below.
-    inherited = {k: v for k, v in os.environ.items() if k not in CLUSTER_VARIABLES}
-    environment = {**inherited, **spec["environment"], "PYTHONUNBUFFERED": "1"}
+    environment = {**without_cluster(os.environ), **spec["environment"], "PYTHONUNBUFFERED": "1"}
     log_path = job_dir / "output.log"
     with open(log_path, "ab") as log:
         try:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steplift.cluster import CLUSTER_VARIABLES
+
 from .jobs import TrainingJob
 
 CONTAINER_ROOT = "/opt/ml"
@@ -41,18 +43,10 @@ _DROPPED = frozenset(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_ROLE_ARN",
-        # A container never inherits the launching machine's cluster description: any of
-        # these would make steplift's entrypoint read the wrong cluster.
-        "MASTER_ADDR",
-        "MASTER_PORT",
-        "WORLD_SIZE",
-        "RANK",
-        "LOCAL_RANK",
-        "LOCAL_WORLD_SIZE",
-        "NODE_RANK",
-        "CLUSTER_SPEC",
-        "STEPLIFT_NODES",
     }
+    # A container never inherits the launching machine's cluster description: any of these
+    # would make steplift's entrypoint read the wrong cluster.
+    | CLUSTER_VARIABLES
 )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from steplift.cluster import without_cluster
 from steplift.testing.emulation import (
     EmulatorMode,
     Faults,
@@ -409,7 +410,8 @@ class JobService:
         cluster: dict[str, list[str]] = {}
         for other, address in addresses.items():
             cluster.setdefault(f"workerpool{other.pool}", []).append(address)
-        env = {**os.environ, **self.hooks.job_env()}
+        # The host's own cluster description (if any) is not this job's.
+        env = {**without_cluster(os.environ), **self.hooks.job_env()}
         env.update(
             {
                 item["name"]: self._fuse_path(str(item.get("value", "")))
