@@ -103,7 +103,6 @@ def test_a_summary_maps_like_a_describe_of_the_same_job(secondary: str) -> None:
 @pytest.mark.parametrize(
     "summary",
     [
-        {"TrainingJobStatus": "Completed", "SecondaryStatus": "Completed"},
         {"TrainingJobStatus": "Failed", "SecondaryStatus": "Failed"},  # no FailureReason
         {"TrainingJobStatus": "Stopped", "SecondaryStatus": "MaxRuntimeExceeded"},
         {"TrainingJobStatus": "InProgress"},  # waiting or running? only a describe tells
@@ -113,6 +112,11 @@ def test_a_summary_that_cannot_tell_everything_is_left_to_a_describe(
     summary: dict[str, str],
 ) -> None:
     assert status_from_summary(summary) is None
+
+
+def test_a_completed_summary_says_all_a_describe_would() -> None:
+    completed = {"TrainingJobStatus": "Completed", "SecondaryStatus": "Completed"}
+    assert status_from_summary(completed) == status_from_description(completed)
 
 
 @pytest.mark.parametrize("secondary", IN_PROGRESS)
@@ -143,14 +147,19 @@ def test_jobs_in_progress_cost_a_call_per_page_and_ended_ones_are_left_out(
     assert calls(emulator, "ListTrainingJobs") == 3, "250 jobs: three pages of 100"
     assert calls(emulator, "DescribeTrainingJob") == 0
     sent = emulator.requests.filter("ListTrainingJobs")[0].params
-    assert sent["StatusEquals"] == "InProgress"
+    # Bounded by creation time (known from the submits), so every status is listed: a job
+    # that completed is answered by the list too.
+    assert "StatusEquals" not in sent
     assert sent["MaxResults"] == 100
     assert sent["NameContains"] == "p-pages-s"
-    assert "CreationTimeAfter" in sent  # known from the submits
+    assert "CreationTimeAfter" in sent
 
-    ended = handles[0]
+    ended, done = handles[0], handles[1]
     emulator.script(ended.job_id, [ScriptStep("Failed", "AlgorithmError: exit code 3")])
-    assert ended.job_id not in operator.get_statuses(handles)  # its describe tells more
+    emulator.script(done.job_id, [ScriptStep("Completed")])
+    answered = operator.get_statuses(handles)
+    assert ended.job_id not in answered  # its describe tells more (the FailureReason)
+    assert answered[done.job_id].state is JobState.SUCCEEDED
     status = operator.get_status(ended)
     assert status.state is JobState.FAILED and status.failure_kind is FailureKind.USER_CODE
 
@@ -287,14 +296,14 @@ def test_concurrent_launches_share_their_status_calls(
     )
     # Each launch describes once to look for an existing job. Asked one by one, each job
     # then needs a describe per script step; batched, the launches waking together share a
-    # list call or two (the first to wake may go alone), and a job is described once more,
-    # when it ended, which also gives its FailureReason.
+    # list call or two (the first to wake may go alone), which also answers jobs that
+    # completed; only a job that failed or stopped is described once more.
     per_job_loop = LAUNCHES + LAUNCHES * STEPS_TO_END
     bound = 2 * LAUNCHES + 4 * clock.moments
     if batched:
         assert lists + describes <= bound < per_job_loop
         assert lists == rounds, "30 jobs fit one page: one call per round"
-        assert describes == 2 * LAUNCHES
+        assert describes == LAUNCHES
     else:
         assert lists == 0
         assert lists + describes >= per_job_loop > bound

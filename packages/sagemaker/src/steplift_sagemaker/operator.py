@@ -127,8 +127,8 @@ def status_from_description(description: dict[str, Any]) -> JobStatus:
 def status_from_summary(summary: Mapping[str, Any]) -> JobStatus | None:
     """A ListTrainingJobs summary -> the status a describe would give, or None if it cannot
     tell as much: an ended job's describe adds FailureReason, and without SecondaryStatus a
-    waiting job cannot be told from a running one."""
-    if summary.get("TrainingJobStatus") not in ("InProgress", "Stopping"):
+    waiting job cannot be told from a running one. A completed job needs nothing more."""
+    if summary.get("TrainingJobStatus") not in ("InProgress", "Stopping", "Completed"):
         return None
     if not summary.get("SecondaryStatus"):
         return None
@@ -139,8 +139,8 @@ class SageMakerStepOperator(StepOperator):
     """Runs each step attempt as a SageMaker training job (``InstanceCount`` = its nodes).
 
     Concurrent launches of one operator share their status polls: one ListTrainingJobs round
-    (a page per 100 running jobs) answers every job still in progress, and a job that ended is
-    described once on its own, which also gives its FailureReason.
+    (a page per 100 jobs) answers every job in progress or completed, and a job that failed or
+    stopped is described once on its own, which also gives its FailureReason.
     """
 
     multi_node = True
@@ -406,22 +406,26 @@ class SageMakerStepOperator(StepOperator):
         return status
 
     def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
-        """The jobs among ``handles`` that ListTrainingJobs shows in progress, by job id.
+        """The jobs among ``handles`` that ListTrainingJobs shows, by job id.
 
-        One call per page of 100, filtered to jobs in progress, whose name contains what all
-        the handles' names begin with and, once every job's CreationTime is bounded, created
-        since the oldest. Jobs that ended are left out: each is then described on its own.
+        One call per page of 100, filtered to jobs whose name contains what all the handles'
+        names begin with, created since the oldest of them once every job's CreationTime is
+        bounded (in progress only until then, to keep the pages few). In progress and
+        completed jobs are answered from the summaries; failed and stopped ones are left out:
+        each is then described on its own, which gives its FailureReason.
         """
         wanted = {handle.job_id.lower(): handle.job_id for handle in handles}
         if not wanted:
             return {}
-        filters: dict[str, Any] = {"StatusEquals": "InProgress"}
+        filters: dict[str, Any] = {}
         prefix = os.path.commonprefix([handle.job_id for handle in handles])
         if prefix:
             filters["NameContains"] = prefix
         oldest = self._oldest_creation(list(wanted.values()))
         if oldest is not None:
             filters["CreationTimeAfter"] = oldest - 1.0  # the filter is strict; ms round off
+        else:
+            filters["StatusEquals"] = "InProgress"
         statuses: dict[str, JobStatus] = {}
         paginator = self.client("sagemaker").get_paginator("list_training_jobs")
         pages = paginator.paginate(**filters, PaginationConfig={"PageSize": LIST_PAGE_SIZE})
