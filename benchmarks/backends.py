@@ -40,6 +40,8 @@ class Backend:
     """The emulator's request-log name of a job creation."""
     status_operation: str
     """The emulator's request-log name of a status call."""
+    list_operation: str
+    """The emulator's request-log name of a job list call (batched status, find_job)."""
     raw_upload: Callable[[str, bytes], None]
     """The storage SDK's own upload of bytes to a key of the bench bucket/container."""
     raw_download: Callable[[str], bytes]
@@ -138,6 +140,7 @@ def _sagemaker(mode: str) -> Iterator[Backend]:
             finished="Completed",
             create_operation="CreateTrainingJob",
             status_operation="DescribeTrainingJob",
+            list_operation="ListTrainingJobs",
             raw_upload=upload,
             raw_download=download,
         )
@@ -177,6 +180,7 @@ def _vertex(mode: str) -> Iterator[Backend]:
             finished="JOB_STATE_SUCCEEDED",
             create_operation="CreateCustomJob",
             status_operation="GetCustomJob",
+            list_operation="ListCustomJobs",
             raw_upload=upload,
             raw_download=download,
         )
@@ -215,6 +219,7 @@ def _azureml(mode: str) -> Iterator[Backend]:
             finished="Completed",
             create_operation="CreateOrUpdateJob",
             status_operation="GetJob",
+            list_operation="ListJobs",
             raw_upload=upload,
             raw_download=download,
         )

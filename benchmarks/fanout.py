@@ -6,8 +6,10 @@ The emulator (scripted mode: each job is described a few times while running, th
 succeeds) runs in this process; the steps are launched from a child process, so the child's
 peak RSS is the launcher's alone. The child runs one thread per step, each calling
 ``StepOperator.launch`` on one shared operator with the flavor's default poll policy, in real
-time. There is no batched watcher yet: every step polls on its own, so a poll round costs one
-status call per step in flight; the emulator's request log gives the exact counts.
+time. Every flavor sets ``batched_status``: the launches waiting at the same moment share one
+``get_statuses`` call (the provider's list API, paged), so a poll round costs calls per page,
+not per step; the emulator's request log gives the exact counts (one adoption lookup per
+step, before its create, is counted apart).
 
 By default one step is launched alone first, which builds every lazily created client; with
 ``--cold`` all steps start at once on a fresh operator, as an application would launch them
@@ -69,7 +71,9 @@ def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) 
     for thread in threads:
         thread.join(max(0.0, deadline - time.perf_counter()))
     unfinished = sum(thread.is_alive() for thread in threads)
+    batcher = getattr(operator, "_batcher", None)  # how many shared status rounds ran
     return {
+        "status_rounds": batcher.calls if batcher is not None else None,
         "steps": steps,
         "failures": len(failures),
         "unfinished": unfinished,
@@ -102,19 +106,29 @@ def measure(flavor: str, steps: int, running_polls: int, cold: bool) -> dict[str
             timeout=max(300.0, steps * 1.5) + 120,
         )
         creates = backend.count(backend.create_operation)
-        status_calls = backend.count(backend.status_operation)
+        gets = backend.count(backend.status_operation)
+        lists = backend.count(backend.list_operation)
         requests = len(backend.emulator.requests)
-    warm_ups = 0 if cold else 1
-    rounds = status_calls / (steps + warm_ups) if steps else 0.0
+        answers_per_job = len([*backend.running, *still_running, backend.finished])
+    launched = steps + (0 if cold else 1)
+    # Each launch looks for an existing job once before creating (a get or a list, by
+    # flavor); every other get and list is status polling.
+    polling = max(0, gets + lists - launched)
     return {
         **child,
         "flavor": flavor,
         "cold": cold,
-        "creates": creates - warm_ups,
-        "status_calls": status_calls,
-        "status_calls_per_step": rounds,
-        # The warm-up step polled alone, before the others started.
-        "calls_per_round": status_calls / rounds - warm_ups if rounds else 0.0,
+        "creates": creates - (launched - steps),
+        "status_calls": gets,
+        "list_calls": lists,
+        "polling_calls": polling,
+        "polling_calls_per_step": polling / launched if launched else 0.0,
+        # Batched: the polling calls over the shared rounds the operator made; a per-job loop
+        # makes one call per step per round.
+        "calls_per_round": (
+            polling / child["status_rounds"] if child.get("status_rounds") else float(steps)
+        ),
+        "answers_per_job": answers_per_job,
         "emulator_requests": requests,
     }
 
