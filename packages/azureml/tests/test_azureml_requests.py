@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azureml_helpers import operator_fields
 
 from steplift.errors import ConfigError, StepFailed
@@ -609,3 +610,18 @@ def test_identity_experiment_and_tags_are_sent(
     assert job["identity"]["identityType"] == "Managed"
     assert job["experimentName"] == "nightly"
     assert job["tags"]["team"] == "ml"
+
+
+def test_a_create_refused_transiently_on_every_attempt_stays_transient(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    # The launch then keeps trying within its transient budget (looking the job up first)
+    # instead of failing the step in the middle of a throttling storm.
+    operator = make_operator(emulator, shared, create_attempts=2, retry_total=0)
+    created = emulator.created_jobs
+    emulator.set_faults(Faults(throttle_rate=1.0))
+    with pytest.raises(HttpResponseError) as refused:
+        operator.submit(step_info(), ["true"], {})
+    assert refused.value.status_code == 429
+    assert operator.is_transient_error(refused.value)
+    assert emulator.created_jobs == created

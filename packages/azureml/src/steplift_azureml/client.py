@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,6 +29,8 @@ from azure.core.rest import HttpRequest
 from steplift_azureml.config import AzureMLStepOperatorConfig
 
 USER_AGENT = "steplift-azureml/0.1.0"
+JOBS_API_VERSION = "2024-01-01-preview"
+"""The jobs API version azure-ai-ml's ``jobs.get`` speaks: a list entry reads like a get."""
 _PUBLIC_RESOURCE_MANAGER = "https://management.azure.com"
 _cloud_lock = threading.Lock()
 
@@ -227,3 +230,45 @@ class RunHistory:
             # The server ignored the range: skip what was already read.
             data = data[offset:]
         return bytes(data)
+
+
+class JobsList:
+    """The workspace's jobs list (``GET .../workspaces/{ws}/jobs``) read as raw JSON pages.
+
+    azure-ai-ml's ``jobs.list`` turns every entry into a full ``Job`` entity (schemas,
+    id resolution): several times the cost of reading the few fields a status needs.
+    Errors are azure-core's, after the same transport retries as the ``MLClient``'s.
+    """
+
+    def __init__(self, config: AzureMLStepOperatorConfig, credential: TokenCredential) -> None:
+        self.config = config
+        base = resource_manager(config)
+        self._client: PipelineClient[HttpRequest, Any] = PipelineClient(
+            base_url="",
+            policies=[
+                HeadersPolicy(),
+                UserAgentPolicy(base_user_agent=USER_AGENT),
+                RetryPolicy(**retry_kwargs(config)),
+                BearerTokenCredentialPolicy(credential, base + "/.default"),
+            ],
+        )
+        self.url = (
+            f"{base}/subscriptions/{config.subscription_id}/resourceGroups/"
+            f"{config.resource_group}/providers/Microsoft.MachineLearningServices/workspaces/"
+            f"{config.workspace}/jobs"
+        )
+
+    def pages(self, **filters: str) -> Iterator[list[dict[str, Any]]]:
+        """The list's pages, one call each, following ``nextLink``; ``filters`` are the
+        REST query parameters (``listViewType``, ``tag``, ``properties``, ``jobType``)."""
+        request = HttpRequest("GET", self.url, params={"api-version": JOBS_API_VERSION, **filters})
+        while True:
+            response = self._client.send_request(request)
+            response.raise_for_status()
+            body = response.json()
+            entries = body.get("value") if isinstance(body, dict) else None
+            yield [entry for entry in entries or [] if isinstance(entry, dict)]
+            next_link = body.get("nextLink") if isinstance(body, dict) else None
+            if not next_link:
+                return
+            request = HttpRequest("GET", str(next_link))

@@ -1,10 +1,12 @@
 """The ``azureml`` step operator: each step attempt is an Azure ML command job.
 
 The job is named after the step attempt (Azure ML job names are chosen by the client), so a
-relaunch finds and adopts it. Statuses come from ``jobs.get``; failure text from the run's
-history (``details.error``); logs from the run's ``user_logs/std_log.txt``, or, for a step of
-several processes (a PyTorch distribution), from every ``user_logs/std_log_process_<rank>.txt``
-with each line prefixed ``[node R] `` when the job spans several nodes.
+relaunch finds and adopts it. Statuses come from ``jobs.get``, or, for the launches of one
+process waiting together, from one read of the workspace's jobs list (a call per page);
+failure text from the run's history (``details.error``); logs from the run's
+``user_logs/std_log.txt``, or, for a step of several processes (a PyTorch distribution), from
+every ``user_logs/std_log_process_<rank>.txt`` with each line prefixed ``[node R] `` when the
+job spans several nodes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import shlex
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from steplift.errors import ConfigError, StepFailed
@@ -50,6 +53,8 @@ STATES: dict[str, JobState] = {
     "Failed": JobState.FAILED,
     "Canceled": JobState.CANCELLED,
 }
+ATTEMPT_TAG = "steplift.attempt"
+"""The tag every steplift job carries: the jobs list is filtered to jobs that have it."""
 _TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
 _EXIT_CODE = re.compile(r"exited with (?:status )?code (-?\d+)", re.IGNORECASE)
 
@@ -78,6 +83,21 @@ def failure_kind_of(error: dict[str, Any] | None) -> FailureKind:
     return FailureKind.INFRASTRUCTURE
 
 
+def provider_state_of(status: Any) -> str:
+    """A job's status as Azure ML names it, from an SDK enum or the REST string."""
+    return str(getattr(status, "value", status) or "NotStarted")
+
+
+def status_from_state(provider_state: str) -> JobStatus | None:
+    """The status of a job in ``provider_state``, or None for ``Failed``: why it failed is
+    in the run's history, which only :meth:`AzureMLStepOperator.get_status` reads."""
+    state = STATES.get(provider_state, JobState.PENDING)
+    if state is JobState.FAILED:
+        return None
+    message = "the job is not responding" if provider_state == "NotResponding" else ""
+    return JobStatus(state=state, provider_state=provider_state, message=message)
+
+
 def _retry_after(error: Any) -> float | None:
     response = getattr(error, "response", None)
     headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
@@ -96,9 +116,15 @@ def _retry_after(error: Any) -> float | None:
 
 
 class AzureMLStepOperator(StepOperator):
-    """Runs step attempts as Azure ML command jobs through ``azure-ai-ml``."""
+    """Runs step attempts as Azure ML command jobs through ``azure-ai-ml``.
+
+    Concurrent launches of one operator share their status polls: one read of the jobs list
+    (a call per page) answers every job it shows, and a job that failed is asked about on its
+    own, which also reads its error.
+    """
 
     multi_node = True  # instance_count nodes, a PyTorch distribution starts the processes
+    batched_status = True
 
     cancel_wait: float = 5.0
     """Seconds to wait for the service to accept a cancel request."""
@@ -119,6 +145,7 @@ class AzureMLStepOperator(StepOperator):
         self._ml_client = ml_client
         self._create_client = create_client
         self._history: Any = None
+        self._jobs_list: Any = None
         self._store = AzureBlobArtifactStore(storage_suffix=config.storage_suffix)
         self._errors: dict[str, dict[str, Any] | None] = {}
         self._layouts: dict[str, tuple[int, int]] = {}
@@ -193,6 +220,17 @@ class AzureMLStepOperator(StepOperator):
 
                 self._history = RunHistory(self.azure_config, self._credential, client)
             return self._history
+
+    @property
+    def jobs_list(self) -> Any:
+        """The workspace's jobs list, read as raw pages (a ``client.JobsList``)."""
+        self.ml_client  # noqa: B018 - makes the credential
+        with self._client_lock:
+            if self._jobs_list is None:
+                from steplift_azureml.client import JobsList
+
+                self._jobs_list = JobsList(self.azure_config, self._credential)
+            return self._jobs_list
 
     # -- what a job asks for ----------------------------------------------------------------
 
@@ -415,6 +453,10 @@ class AzureMLStepOperator(StepOperator):
         existing = self.find_job(info)
         if existing is not None:
             return existing
+        if last is not None and self.is_transient_error(last):
+            # Still throttled or unavailable: the launch keeps trying (patiently, within its
+            # transient budget, looking the job up first) instead of failing the step.
+            raise last
         raise StepFailed(
             f"could not create Azure ML job {name} after {attempts} attempts: {last}",
             failure_kind=FailureKind.INFRASTRUCTURE,
@@ -457,23 +499,60 @@ class AzureMLStepOperator(StepOperator):
                 f"{self.azure_config.workspace}",
                 failure_kind=FailureKind.INFRASTRUCTURE,
             )
-        raw_status = getattr(job.status, "value", job.status)
-        provider_state = str(raw_status or "NotStarted")
-        state = STATES.get(provider_state, JobState.PENDING)
-        if state is not JobState.FAILED:
-            message = "the job is not responding" if provider_state == "NotResponding" else ""
-            return JobStatus(state=state, provider_state=provider_state, message=message)
+        provider_state = provider_state_of(job.status)
+        status = status_from_state(provider_state)
+        if status is not None:
+            return status
         error = self._terminal_error(handle)
         body = (error or {}).get("error") or {}
         message = str(body.get("message") or "the job failed")
         exit_match = _EXIT_CODE.search(message)
         return JobStatus(
-            state=state,
+            state=JobState.FAILED,
             provider_state=provider_state,
             message=message,
             failure_kind=failure_kind_of(error),
             exit_code=int(exit_match.group(1)) if exit_match else None,
         )
+
+    def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
+        """The statuses the workspace's jobs list shows for ``handles``, by job id.
+
+        The list is filtered to steplift's jobs (the ``steplift.attempt`` tag) and read page by
+        page until every job was seen, or until reading on would cost more calls than asking
+        about each unseen job alone. Failed jobs and jobs not seen are left out: each is then
+        asked about on its own. Errors propagate as a ``jobs.get``'s would, except a 404
+        (no such workspace), which leaves every job to its own get.
+        """
+        from azure.core.exceptions import HttpResponseError
+
+        wanted = {handle.job_id.lower(): handle.job_id for handle in handles}
+        if not wanted:
+            return {}
+        seen: set[str] = set()
+        statuses: dict[str, JobStatus] = {}
+        pages = self.jobs_list.pages(listViewType="ActiveOnly", tag=ATTEMPT_TAG)
+        try:
+            for read, page in enumerate(pages, start=1):
+                for entry in page:
+                    job_id = wanted.get(str(entry.get("name") or "").lower())
+                    if job_id is None or job_id in seen:
+                        continue
+                    seen.add(job_id)
+                    properties = entry.get("properties") or {}
+                    status = status_from_state(provider_state_of(properties.get("status")))
+                    if status is not None:
+                        statuses[job_id] = status
+                unseen = len(wanted) - len(seen)
+                if unseen == 0 or read >= unseen:
+                    break
+        except HttpResponseError as error:
+            if error.status_code != 404:
+                raise
+            return {}
+        finally:
+            pages.close()
+        return statuses
 
     def _terminal_error(self, handle: JobHandle) -> dict[str, Any] | None:
         with self._client_lock:

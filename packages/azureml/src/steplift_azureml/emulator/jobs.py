@@ -4,7 +4,7 @@ Execute mode runs the job's command as local subprocesses with the Azure ML cont
 environment: one per instance, or, with a PyTorch distribution, ``processCountPerInstance``
 per instance, each with the torch variables Azure ML sets and its own
 ``user_logs/std_log_process_<rank>.txt``. Scripted mode steps through given statuses, one per
-``jobs.get``.
+read of the job: a ``jobs.get``, or its entry in a page of the jobs list.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Routes (``WS`` = ``/subscriptions/{sub}/resourceGroups/{rg}/providers/
 Microsoft.MachineLearningServices/workspaces/{ws}``): managed-identity token, cloud metadata,
 workspace GET (with its discovery URL), discovery, environment version PUT/GET, compute GET,
-job PUT/GET/list, cancel (202 + Location, then the Location GET), run-history run and details
+job PUT/GET, the jobs list (newest first; ``listViewType``, ``tag``, ``properties``,
+``jobType`` filters; pages of ``list_page_size`` linked by ``nextLink`` with a ``$skip``
+token), cancel (202 + Location, then the Location GET), run-history run and details
 (``logFiles``, ``error``), log file GETs (with Range), and Key Vault's secret GET under
 ``/keyvault/{vault}/secrets/{name}[/{version}]`` (secrets are added in-process with
 :meth:`AzureMLEmulator.add_secret`). Control API under ``/_steplift/``, with the kill-node
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeAlias
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from steplift.testing.emulation import (
     ControlAPI,
@@ -211,8 +213,11 @@ class AzureMLEmulator(EmulatorBase):
         stop_grace: float = 2.0,
         retry_after_ms: int = 1000,
         control_port: int | None = 0,
+        list_page_size: int = 100,
     ) -> None:
         super().__init__(mode)
+        self.list_page_size = list_page_size
+        """Jobs per page of the jobs list."""
         self.port = port
         self.subscription_id = subscription_id
         self.resource_group = resource_group
@@ -998,20 +1003,49 @@ class AzureMLEmulator(EmulatorBase):
             raise ApiError(404, "UserError", f"Could not find job '{name}'.", "NotFound")
         return job
 
-    def _get_job(self, match: re.Match[str], *_args: Any) -> Answer:
-        self._check_workspace(match)
-        job = self._job(match)
+    def _read(self, job: EmulatedJob) -> dict[str, Any]:
+        """The job as a read shows it: in scripted mode every read, a get or a list entry,
+        takes the job's next scripted step."""
         if self.mode == "scripted" and not (
             self.faults.stuck_in_queue and job.status in ("NotStarted", "Queued")
         ):
             job.advance_script()
-        return 200, self._job_resource(job), []
+        return self._job_resource(job)
 
-    def _list_jobs(self, match: re.Match[str], *_args: Any) -> Answer:
+    def _get_job(self, match: re.Match[str], *_args: Any) -> Answer:
         self._check_workspace(match)
+        return 200, self._read(self._job(match)), []
+
+    def _list_jobs(self, match: re.Match[str], query: dict[str, str], *_args: Any) -> Answer:
+        """A page of jobs, newest first, with the service's filters: ``listViewType``
+        (emulated jobs are never archived), ``tag`` (a tag key), ``properties``
+        (``name`` or ``name=value``, comma-separated, all must hold) and ``jobType``;
+        ``$skip`` is the continuation token of the previous page's ``nextLink``."""
+        self._check_workspace(match)
+        view = query.get("listViewType") or "ActiveOnly"
+        if view not in ("ActiveOnly", "ArchivedOnly", "All"):
+            raise _invalid(f"listViewType {view!r} is not one of ActiveOnly, ArchivedOnly, All.")
         with self._lock:
-            jobs = list(self.jobs.values())
-        return 200, {"value": [self._job_resource(job) for job in jobs]}, []
+            newest_first = list(reversed(self.jobs.values()))
+        after = query.get("$skip")
+        if after:
+            names = [job.name for job in newest_first]
+            last = _skip_token_name(after)
+            if last not in names:
+                raise _invalid(f"The continuation token {after!r} is not valid.")
+            newest_first = newest_first[names.index(last) + 1 :]
+        if view == "ArchivedOnly":
+            newest_first = []
+        wanted = [job for job in newest_first if _listed(job, query)]
+        page = wanted[: self.list_page_size]
+        answer: dict[str, Any] = {"value": [self._read(job) for job in page]}
+        if len(wanted) > len(page):
+            following = {k: v for k, v in query.items() if k != "$skip"}
+            following["$skip"] = _skip_token(page[-1].name)
+            answer["nextLink"] = (
+                f"{self.endpoint_url}{match.group(0)}?{urlencode(following, quote_via=quote)}"
+            )
+        return 200, answer, []
 
     def _cancel_job(self, match: re.Match[str], *_args: Any) -> Answer:
         self._check_workspace(match)
@@ -1158,6 +1192,37 @@ def _token_audience(authorization: str) -> str | None:
         return None
     audience = claims.get("aud") if isinstance(claims, dict) else None
     return audience if isinstance(audience, str) else None
+
+
+def _skip_token(name: str) -> str:
+    """An opaque continuation token: the list resumes after the job ``name``."""
+    return base64.urlsafe_b64encode(json.dumps({"after": name}).encode()).decode()
+
+
+def _skip_token_name(token: str) -> str | None:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, json.JSONDecodeError):
+        return None
+    name = data.get("after") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _listed(job: EmulatedJob, query: Mapping[str, str]) -> bool:
+    """Whether the job passes a jobs list's ``tag``, ``properties`` and ``jobType`` filters."""
+    properties = job.resource.get("properties") or {}
+    kind = query.get("jobType")
+    if kind and str(properties.get("jobType") or "").lower() != kind.lower():
+        return False
+    tag = query.get("tag")
+    if tag and tag not in (properties.get("tags") or {}):
+        return False
+    own = {str(k): str(v) for k, v in (properties.get("properties") or {}).items()}
+    for condition in filter(None, (query.get("properties") or "").split(",")):
+        name, has_value, value = condition.partition("=")
+        if name.strip() not in own or (has_value and own[name.strip()] != value.strip()):
+            return False
+    return True
 
 
 def _distribution(properties: dict[str, Any]) -> tuple[bool, int]:
