@@ -3,6 +3,8 @@ client, the executing HTTPS emulator and Azurite."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,7 @@ from steplift.operator import StepOperator
 from steplift.polling import PollPolicy
 from steplift.states import FailureKind
 from steplift.testing import ConformanceClock, StepOperatorConformance
+from steplift.testing.emulation import Faults
 from steplift_azureml.config import AzureMLStepOperatorConfig
 from steplift_azureml.emulator.service import AzureMLEmulator
 from steplift_azureml.flavor import AzureMLFlavor
@@ -47,6 +50,32 @@ class EmulatorBackend:
     def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
         # Any process of the job, on any of its instances.
         return self.emulator.is_running(handle.job_id)
+
+    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
+        self.emulator.kill_node(handle.job_id, node)
+        return FailureKind.INFRASTRUCTURE
+
+    def storm(self, throttle_rate: float, error_rate: float) -> bool:
+        self.emulator.set_faults(Faults(throttle_rate=throttle_rate, error_rate=error_rate))
+        return True
+
+    def operator_with_secret(
+        self, operator: StepOperator, name: str, value: str
+    ) -> StepOperator | None:
+        assert isinstance(operator, AzureMLStepOperator)
+        reference = self.emulator.add_secret(f"conformance-{uuid.uuid4().hex[:12]}", value)
+        config = operator.config.model_copy(update={"secrets": {name: reference}})
+        return AzureMLStepOperator(
+            config,
+            name=operator.name,
+            **operator.share_clients(),
+            clock=operator.clock,
+            sleep=operator.sleep,
+            poll_policy=operator.poll_policy,
+        )
+
+    def recorded_text(self) -> str:
+        return json.dumps([request.to_dict() for request in self.emulator.requests.list()])
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,26 @@ class LocalBackend:
         assert isinstance(operator, LocalStepOperator)
         return bool(operator.running_processes(handle))
 
+    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
+        # The machine of that node dies: SIGKILL its process group.
+        state = json.loads((Path(handle.extra["dir"]) / "state.json").read_text())
+        os.killpg(int(state["pids"][node]), signal.SIGKILL)
+        return FailureKind.INFRASTRUCTURE
+
+    def storm(self, throttle_rate: float, error_rate: float) -> bool:
+        return False  # no control plane: job folders and processes on this machine
+
+    def operator_with_secret(
+        self, operator: StepOperator, name: str, value: str
+    ) -> StepOperator | None:
+        return None  # no secret store
+
+    def recorded_text(self) -> str:
+        jobs = self.operator.jobs_dir
+        return "".join(
+            path.read_text(errors="replace") for path in jobs.rglob("*") if path.is_file()
+        )
+
 
 class TestLocalConformance(StepOperatorConformance):
     flavor = "local"

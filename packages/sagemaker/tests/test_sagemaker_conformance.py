@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,7 @@ from steplift.models import JobHandle
 from steplift.operator import StepOperator
 from steplift.states import FailureKind
 from steplift.testing import ConformanceClock, StepOperatorConformance
-from steplift.testing.emulation import wait_until
+from steplift.testing.emulation import Faults, wait_until
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.flavor import SageMakerFlavor
 from steplift_sagemaker.operator import SageMakerStepOperator
@@ -42,7 +44,8 @@ class EmulatorBackend:
         self.emulator = emulator
 
     def submissions(self) -> int:
-        return len(self.emulator.requests.filter("CreateTrainingJob"))
+        # Jobs that exist (a throttled create is in the request log but made no job).
+        return len(self.emulator.job_ids())
 
     def api_calls(self) -> int:
         return len([r for r in self.emulator.requests.list() if r.service == "sagemaker"])
@@ -58,6 +61,29 @@ class EmulatorBackend:
         # Any host's process: a multi-node job is running while one of its hosts is.
         runner = self.emulator.runner(handle.job_id)
         return runner is not None and runner.processes_running()
+
+    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
+        self.emulator.kill_node(handle.job_id, node)
+        return FailureKind.INFRASTRUCTURE
+
+    def storm(self, throttle_rate: float, error_rate: float) -> bool:
+        self.emulator.set_faults(Faults(throttle_rate=throttle_rate, error_rate=error_rate))
+        return True
+
+    def operator_with_secret(
+        self, operator: StepOperator, name: str, value: str
+    ) -> StepOperator | None:
+        secrets = boto3.session.Session().client(
+            "secretsmanager", endpoint_url=self.emulator.endpoint_url
+        )
+        arn = secrets.create_secret(Name=f"conformance-{uuid.uuid4().hex}", SecretString=value)
+        config = operator.config.model_copy(update={"secrets": {name: arn["ARN"]}})
+        return SageMakerFlavor().create(
+            config, name=operator.name, clock=operator.clock, sleep=operator.sleep
+        )
+
+    def recorded_text(self) -> str:
+        return json.dumps([request.to_dict() for request in self.emulator.requests.list()])
 
 
 class TestSageMakerConformance(StepOperatorConformance):

@@ -23,10 +23,12 @@ Each node's log lines reach the observer prefixed ``[node R] ``.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import itertools
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol
 
@@ -83,6 +85,23 @@ class ConformanceBackend(Protocol):
 
     def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
         """True while anything of the job still runs (processes, instances)."""
+
+    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
+        """Lose one node (0-based) of a running multi-node job as a failed host would; return
+        the failure kind the step must then report."""
+
+    def storm(self, throttle_rate: float, error_rate: float) -> bool:
+        """From now on refuse that share of control-plane calls as throttled, and answer that
+        share with a 5xx (0, 0: calm again). False: the flavor has no control plane."""
+
+    def operator_with_secret(
+        self, operator: StepOperator, name: str, value: str
+    ) -> StepOperator | None:
+        """Store ``value`` in the provider's secret store and return a copy of ``operator``
+        whose ``secrets`` maps ``name`` to its reference (None: the flavor has no store)."""
+
+    def recorded_text(self) -> str:
+        """Everything the backend has received so far, as text (to prove what never went)."""
 
 
 class _Recorder(LaunchObserver):
@@ -440,6 +459,67 @@ class StepOperatorConformance:
         assert caught.value.confirmed
         assert operator.get_status(recorder.handle).state is JobState.CANCELLED
         assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
+
+    def test_multi_node_a_lost_node_fails_the_step_and_stops_the_others(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        self._needs_multi_node(operator)
+        lost: list[FailureKind] = []
+
+        def lose(handle: JobHandle) -> None:
+            lost.append(backend.lose_node(operator, handle, 1))
+
+        recorder = _Recorder(on_line=("rank 1 waiting", lose))
+        launcher = StepLauncher(operator, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.fail_on_rank, (7, "never"), {})
+        options = StepOptions(resources=Resources(nodes=2))
+        with pytest.raises(StepFailed) as caught:
+            launcher.run(spec, run=run, step="lost-node", options=options)
+        assert lost, "node 1 never logged that it was running"
+        assert caught.value.failure_kind is lost[0], str(caught.value)
+        assert caught.value.failure_kind is not FailureKind.USER_CODE
+        assert _wait_until(lambda: not backend.is_running(operator, recorder.handle))
+
+    # -- storms and secrets -------------------------------------------------------------------
+
+    def test_a_control_plane_storm_slows_steps_down_but_fails_or_duplicates_nothing(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        before = backend.submissions()
+        if not backend.storm(0.3, 0.05):
+            pytest.skip(f"the {self.flavor} flavor has no control plane to throttle")
+        try:
+            launcher = StepLauncher(operator, index=index)
+            for number in range(3):
+                spec = StepSpec.for_function(steps.add_and_log, (number, number), {})
+                value = launcher.run(spec, run=run, step=f"storm-{number}", options=StepOptions())
+                assert value == 2 * number
+        finally:
+            backend.storm(0.0, 0.0)
+        assert backend.submissions() == before + 3, "a create was repeated or lost"
+
+    def test_a_secret_reaches_the_step_and_nothing_else(
+        self, operator: StepOperator, backend: ConformanceBackend, index: RunIndex, run: Run
+    ) -> None:
+        value = f"conformance-secret-{uuid.uuid4().hex}"
+        with_secret = backend.operator_with_secret(operator, "API_TOKEN", value)
+        if with_secret is None:
+            pytest.skip(f"the {self.flavor} flavor has no secret store")
+        recorder = _Recorder()
+        launcher = StepLauncher(with_secret, observer=recorder, index=index)
+        spec = StepSpec.for_function(steps.secret_digest, ("API_TOKEN",), {})
+        digest = launcher.run(spec, run=run, step="secret", options=StepOptions())
+        assert digest == hashlib.sha256(value.encode()).hexdigest()
+        assert "API_TOKEN is set: True" in recorder.lines
+        handle = recorder.handle
+        travelled = [
+            "\n".join(recorder.lines),
+            backend.recorded_text(),
+            repr(with_secret.get_status(handle)),
+            handle.model_dump_json(),
+            *(path.read_text() for path in index.root.rglob("*.json")),
+        ]
+        assert all(value not in text for text in travelled), "the secret's value travelled"
 
     # -- the guard ----------------------------------------------------------------------------
 
