@@ -7,6 +7,7 @@ import random
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,9 @@ from azureml_helpers import operator_fields
 
 from steplift.errors import ConfigError, StepFailed
 from steplift.models import Resources, StepRunInfo
+from steplift.operator import LaunchObserver
 from steplift.states import FailureKind, JobState
+from steplift.store import LocalArtifactStore
 from steplift.testing.emulation import EmulatorControl, Faults
 from steplift_azureml.emulator.service import AzureMLEmulator
 from steplift_azureml.flavor import AzureMLFlavor
@@ -478,7 +481,7 @@ def _seed_where(patterns: dict[str, list[bool]], rate: float) -> int:
 
 
 def test_a_failed_create_is_retried_only_after_find_job(
-    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator, tmp_path: Path
 ) -> None:
     clock = VirtualClock()
     operator = make_operator(emulator, shared, clock)
@@ -494,7 +497,11 @@ def test_a_failed_create_is_retried_only_after_find_job(
         0.5,
     )
     emulator.set_faults(Faults(error_rate=0.5, seed=seed))
-    handle = operator.submit(info, ["true"], {})
+    # submit makes one try; the launch's shared _submit looks the job up, then tries again
+    # (and writes the receipt: here into a folder, this emulator serves no blob storage).
+    operator._store = LocalArtifactStore()
+    info = info.model_copy(update={"artifact_uri": str(tmp_path / "attempt")})
+    handle = operator._submit(info, ["true"], LaunchObserver())
     operations = [
         request.operation
         for request in emulator.requests.list()
@@ -612,16 +619,20 @@ def test_identity_experiment_and_tags_are_sent(
     assert job["tags"]["team"] == "ml"
 
 
-def test_a_create_refused_transiently_on_every_attempt_stays_transient(
+def test_a_throttled_create_is_one_call_and_stays_transient(
     emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
-    # The launch then keeps trying within its transient budget (looking the job up first)
-    # instead of failing the step in the middle of a throttling storm.
-    operator = make_operator(emulator, shared, create_attempts=2, retry_total=0)
+    # The shared launch loop then keeps trying within its transient budget (looking the
+    # job up first) instead of failing the step in the middle of a throttling storm.
+    operator = make_operator(emulator, shared, retry_total=0)
     created = emulator.created_jobs
+    creates = ("CreateOrUpdateJob", "CreateOrUpdateEnvironmentVersion")
+    before = sum(len(emulator.requests.filter(name)) for name in creates)
     emulator.set_faults(Faults(throttle_rate=1.0))
     with pytest.raises(HttpResponseError) as refused:
         operator.submit(step_info(), ["true"], {})
     assert refused.value.status_code == 429
     assert operator.is_transient_error(refused.value)
     assert emulator.created_jobs == created
+    # One try, not a loop of its own: the first refused call ends it.
+    assert sum(len(emulator.requests.filter(name)) for name in creates) == before + 1

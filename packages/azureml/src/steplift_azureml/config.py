@@ -102,9 +102,6 @@ class AzureMLStepOperatorConfig(StepOperatorConfig):
     retry_total: int = Field(default=10, ge=0, le=50, description="Transport retries per call.")
     retry_backoff: float = Field(default=0.8, ge=0, le=60, description="Backoff factor, seconds.")
     retry_backoff_max: float = Field(default=120.0, ge=0, le=600)
-    create_attempts: int = Field(
-        default=5, ge=1, le=20, description="Job creations tried (each after checking find_job)."
-    )
 
     @field_validator("artifact_root")
     @classmethod

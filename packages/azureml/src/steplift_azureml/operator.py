@@ -412,55 +412,34 @@ class AzureMLStepOperator(StepOperator):
         )
 
         name = job.name
-        attempts = self.azure_config.create_attempts
-        last: Exception | None = None
-        for attempt in range(attempts):
-            if attempt:
-                # The last create may have gone through before its answer was lost: look
-                # before creating again.
+        try:
+            # One create, without transport retries: the shared launch loop retries a
+            # transient failure (throttling, 5xx, a lost connection) itself, within its
+            # budget, and only after find_job says the job was not created after all.
+            self.create_client.jobs.create_or_update(job)
+        except HttpResponseError as error:
+            status = error.status_code or 0
+            if status == 409:
                 existing = self.find_job(info)
                 if existing is not None:
                     return existing
-            try:
-                # No transport retries for the create itself: only this loop retries it,
-                # after find_job.
-                self.create_client.jobs.create_or_update(job)
-                return self._handle(name, info)
-            except HttpResponseError as error:
-                last = error
-                status = error.status_code or 0
-                if status == 409:
-                    existing = self.find_job(info)
-                    if existing is not None:
-                        return existing
-                kind = failure_kind_of({"error": _error_dict(error)})
-                if kind is FailureKind.QUOTA:
-                    raise StepFailed(
-                        f"Azure ML refused job {name}: {_error_message(error)}",
-                        failure_kind=FailureKind.QUOTA,
-                        provider_state=str(status),
-                    ) from None
-                if status not in _TRANSIENT_HTTP:
-                    raise StepFailed(
-                        f"Azure ML refused job {name} ({status}): {_error_message(error)}",
-                        failure_kind=FailureKind.INFRASTRUCTURE,
-                        provider_state=str(status),
-                    ) from None
-                self.sleep(_retry_after(error) or min(30.0, 0.5 * 2**attempt))
-            except (ServiceRequestError, ServiceResponseError) as error:
-                last = error
-                self.sleep(min(30.0, 0.5 * 2**attempt))
-        existing = self.find_job(info)
-        if existing is not None:
-            return existing
-        if last is not None and self.is_transient_error(last):
-            # Still throttled or unavailable: the launch keeps trying (patiently, within its
-            # transient budget, looking the job up first) instead of failing the step.
-            raise last
-        raise StepFailed(
-            f"could not create Azure ML job {name} after {attempts} attempts: {last}",
-            failure_kind=FailureKind.INFRASTRUCTURE,
-        )
+            if self.is_transient_error(error):
+                raise
+            kind = failure_kind_of({"error": _error_dict(error)})
+            if kind is FailureKind.QUOTA:
+                raise StepFailed(
+                    f"Azure ML refused job {name}: {_error_message(error)}",
+                    failure_kind=FailureKind.QUOTA,
+                    provider_state=str(status),
+                ) from None
+            raise StepFailed(
+                f"Azure ML refused job {name} ({status}): {_error_message(error)}",
+                failure_kind=FailureKind.INFRASTRUCTURE,
+                provider_state=str(status),
+            ) from None
+        except (ServiceRequestError, ServiceResponseError):
+            raise  # transient: the shared launch loop looks for the job, then tries again
+        return self._handle(name, info)
 
     def warm_up(self) -> None:
         self.ml_client  # noqa: B018 - imports azure.ai.ml and builds the MLClient

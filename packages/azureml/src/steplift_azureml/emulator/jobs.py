@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from steplift.cluster import without_cluster
 from steplift.testing.emulation import JobProcess, NodeGroup, ScriptStep, free_port
 
 TERMINAL = frozenset({"Completed", "Failed", "Canceled"})
@@ -201,7 +202,8 @@ def job_environment(
     properties = job.resource.get("properties", {})
     # The client's SDK state (the cloud an MLClient registered) and identity are not the
     # container's: a job has the compute's managed identity (MSI_* in ``service_env``).
-    env = {key: value for key, value in base.items() if key not in _CLIENT_ONLY}
+    # Nor does a job inherit the host's own cluster description, if it has one.
+    env = {key: value for key, value in without_cluster(base).items() if key not in _CLIENT_ONLY}
     env.update(service_env)
     env.update({str(k): str(v) for k, v in (properties.get("environmentVariables") or {}).items()})
     node = job.node_of(rank)

@@ -39,7 +39,6 @@ from steplift.testing.emulation import (
     LocalServer,
     ScriptStep,
     StartResponse,
-    WSGIApp,
 )
 from steplift_azureml.emulator.azurite import Azurite
 from steplift_azureml.emulator.certs import write_self_signed
@@ -155,40 +154,6 @@ _REASONS = {
 }
 
 
-class NodeFaultControlAPI(ControlAPI):
-    """The shared control API plus the kill-node fault: ``POST jobs/<id>/kill-node`` with
-    ``{"node": R}`` kills every process of instance R (0-based) of a running job."""
-
-    def __init__(self, emulator: AzureMLEmulator, app: WSGIApp) -> None:
-        super().__init__(emulator, app)
-        self.azureml = emulator
-
-    def _route(self, environ: dict[str, Any], route: str) -> tuple[int, Any]:
-        parts = route.split("/")
-        if not (
-            len(parts) == 3
-            and parts[0] == "jobs"
-            and parts[2] == "kill-node"
-            and environ.get("REQUEST_METHOD") == "POST"
-        ):
-            return super()._route(environ, route)
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
-        except ValueError:
-            return 400, {"error": 'body must be {"node": R}'}
-        node = body.get("node") if isinstance(body, dict) else None
-        if isinstance(node, bool) or not isinstance(node, int):
-            return 400, {"error": 'body must be {"node": R} with R the 0-based instance index'}
-        try:
-            self.azureml.kill_node(parts[1], node)
-        except KeyError:
-            return 404, {"error": f"no such job: {parts[1]}"}
-        except ValueError as error:
-            return 409, {"error": str(error)}
-        return 200, {"status": "ok"}
-
-
 class AzureMLEmulator(EmulatorBase):
     """The Azure ML API on 127.0.0.1 over HTTPS, executing or scripting command jobs.
 
@@ -260,11 +225,11 @@ class AzureMLEmulator(EmulatorBase):
             elif self._azurite_arg:
                 self._azurite = Azurite().start()
                 self._owns_azurite = True
-            app = NodeFaultControlAPI(self, self._app)
+            app = ControlAPI(self, self._app)
             cert = (self.cert_path, key_path)
             self._server = LocalServer(app, self.port, cert=cert, name="azureml-emulator").start()
             if self._control_port is not None:
-                control = NodeFaultControlAPI(self, _not_found)
+                control = ControlAPI(self, _not_found)
                 self._control = LocalServer(control, self._control_port, name="azureml-control")
                 self._control.start()
         except BaseException:
