@@ -9,7 +9,9 @@ and relaunched (the relaunch must adopt the job and recover its result), or inte
 SIGINT (the job must end cancelled); running spot jobs are preempted at random (a step that is
 preempted more often than its retries allow "gives up" with a StepFailed of kind preempted).
 The table at the end must show every step accounted for, no unexpected failure, results
-recovered after every kill, at most one job per step attempt, and no job left running.
+recovered after every kill, no step attempt with more than one job (``dup``: jobs beyond the
+first of an attempt, by job name or, on Vertex AI, by the attempt's label) and no job left
+running.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 RUN = "chaos"
 RETRIES = 2
@@ -52,6 +55,8 @@ class Report:
     flavor: str
     outcomes: list[Outcome] = field(default_factory=list)
     jobs: int = 0
+    duplicates: int = 0
+    """Jobs beyond the first of one step attempt (a create that happened twice)."""
     attempts: int = 0
     left_running: int = 0
     preemptions: int = 0
@@ -148,6 +153,21 @@ def cloud_backend(
             preempter.join(5)
             emulator.set_faults(Faults())
             report.jobs = len(emulator.job_ids())
+            report.duplicates = report.jobs - len(set(_attempt_keys(flavor, emulator)))
+
+
+def _attempt_keys(flavor: str, emulator: Any) -> list[str]:
+    """The step attempt of every job the emulator holds.
+
+    SageMaker and Azure ML jobs are named from their step attempt (a second create of one
+    would be refused by name, not make a job); Vertex AI names jobs itself, so the attempt is
+    the ``steplift-key`` label the operator puts on each job.
+    """
+    if flavor != "vertex":
+        return list(emulator.job_ids())
+    return [
+        str(job.resource.get("labels", {}).get("steplift-key")) for job in emulator.jobs.all_jobs()
+    ]
 
 
 def drive_step(index: int, env: dict[str, str], rng: random.Random) -> Outcome:
@@ -245,7 +265,7 @@ def print_table(reports: list[Report]) -> bool:
     header = (
         f"{'flavor':<10} {'steps':>5} {'ok':>5} {'intr':>5} {'gave up':>7} {'fail':>5} "
         f"{'kills':>5} "
-        f"{'recovered':>9} {'lost':>5} {'attempts':>8} {'jobs':>5} {'jobs/att':>8} "
+        f"{'recovered':>9} {'lost':>5} {'attempts':>8} {'jobs':>5} {'dup':>4} {'jobs/att':>8} "
         f"{'preempt':>7} {'running':>7} {'wall s':>7}"
     )
     print(header)
@@ -265,12 +285,14 @@ def print_table(reports: list[Report]) -> bool:
             f"{results['interrupted']:>5} {results['gave up']:>7} {results['failed']:>5} "
             f"{kills:>5} "
             f"{recovered:>4}/{len(killed):<4} {lost:>5} {report.attempts:>8} {report.jobs:>5} "
+            f"{report.duplicates:>4} "
             f"{per_attempt:>8.2f} {report.preemptions:>7} "
             f"{report.left_running:>7} {report.wall:>7.1f}"
         )
         healthy &= results["failed"] == 0 and lost == 0 and report.left_running == 0
-        # At most one job per step attempt (an attempt interrupted before its create has none).
-        healthy &= report.jobs <= report.attempts
+        # Exactly one create per step attempt that got a job (an attempt interrupted before
+        # its create has none): no duplicates, and never more jobs than attempts.
+        healthy &= report.duplicates == 0 and report.jobs <= report.attempts
     for report in reports:
         for outcome in report.outcomes:
             if outcome.result == "failed":

@@ -177,9 +177,11 @@ def _lag(section: dict[str, Any]) -> str:
 def _transfer(section: dict[str, Any]) -> str:
     lines = [
         "## 4. Payload transfer through the artifact store vs the raw SDK\n",
-        "MiB/s of one `bytes` payload up (steplift: `write_payload` = cloudpickle + SHA-256 + "
-        "`put`; raw: the SDK's own transfer) and down (`read_payload` = `get` + digest check + "
-        "unpickle; raw: the SDK's download). Storage emulators run in the measuring process "
+        "MiB/s of one `bytes` payload up (steplift: `write_payload` = the bytes as they are, "
+        "SHA-256 computed in a thread while `put` uploads them — S3 multipart, Azure 4 blocks "
+        "at once; raw: the SDK's own transfer) and down (`read_payload` = `get`, streamed into "
+        "the digest where the store can (GCS), + digest check; raw: the SDK's download). "
+        "Storage emulators run in the measuring process "
         "(they share its 2 CPUs and GIL), so absolute speeds are the emulators', only the "
         "ratios mean something. moto serves each ranged GET of boto3's parallel download "
         "slowly, which flatters steplift's single GET in the S3 download ratio; on real S3 "
@@ -215,10 +217,10 @@ def _fanout(section: dict[str, Any], cold: dict[str, Any]) -> str:
         "the scripted emulator (each job answers 'running' to a few status reads, then "
         "succeeds). Status is batched: the launches waiting at the same moment share one "
         "`get_statuses` call (the provider's list API, 100 jobs a page; a job the list does not "
-        "show, e.g. one that ended, is asked about alone once). *Polling calls* are every "
+        "show, e.g. one that failed, is asked about alone once). *Polling calls* are every "
         "get/describe and list except each step's one adoption lookup before its create; "
-        "*per round* divides them by the status reads a job needs (the rounds a per-job loop "
-        "would make).\n",
+        "*per round* divides them by the shared status rounds the operator made (a per-job "
+        "loop makes one call per step per round).\n",
         "*warm*: one step is launched alone first (building every lazily created client), then "
         "the rest at once; *cold*: all at once on a fresh operator, as an application would. "
         "Peak RSS is the launching process's (`ru_maxrss`); in brackets, after setup.\n",
