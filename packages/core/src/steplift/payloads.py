@@ -115,28 +115,29 @@ class _HashingWriter:
         self.chunks: list[bytes] = []
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
         self._digest = hashlib.sha256()
         self._thread = threading.Thread(target=self._hash, daemon=True)
         self._thread.start()
 
     def _hash(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._digest.update(chunk)
+        while (batch := self._queue.get()) is not None:
+            for chunk in batch:
+                self._digest.update(chunk)
 
     def write(self, chunk: bytes) -> int:
-        data = bytes(chunk)
+        data = chunk if type(chunk) is bytes else bytes(chunk)
         self.chunks.append(data)
         self._pending.append(data)
         self._pending_size += len(data)
         if self._pending_size >= 1024 * 1024:  # hand over in MiB batches, not tiny writes
-            self._queue.put(b"".join(self._pending))
+            self._queue.put(self._pending)
             self._pending, self._pending_size = [], 0
         return len(data)
 
     def finish(self) -> tuple[bytes, str]:
         if self._pending:
-            self._queue.put(b"".join(self._pending))
+            self._queue.put(self._pending)
         self._queue.put(None)
         self._thread.join()
         return b"".join(self.chunks), self._digest.hexdigest()
