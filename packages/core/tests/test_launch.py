@@ -293,9 +293,17 @@ def test_a_throttling_storm_slows_polling_instead_of_failing(clock: ConformanceC
 
 
 def test_the_transient_budget_is_bounded(clock: ConformanceClock) -> None:
+    from steplift.errors import LostContact, StepFailed
+
     operator = FlakyOperator([RUNNING], failures=10**6, clock=clock.now, sleep=clock.sleep)
-    with pytest.raises(Flaky):
+    with pytest.raises(LostContact) as caught:
         operator.launch(INFO, ["cmd"])
+    # Named, with how to check or stop it; not a StepFailed, so no retry beside it.
+    assert caught.value.handle is not None and caught.value.handle.name in str(caught.value)
+    assert "steplift status r" in str(caught.value) and "steplift cancel r" in str(caught.value)
+    assert isinstance(caught.value.__cause__, Flaky)
+    assert not isinstance(caught.value, StepFailed)
+    assert "cancel" not in operator.calls
     spent = clock.time - 1000.0
     assert (
         operator.transient_budget

@@ -79,6 +79,14 @@ class StepError(StepliftError):
         self.handle = handle
 
 
+class LostContact(StepError):
+    """The provider kept failing transiently past the transient budget while a job ran.
+
+    The job may still be running: it is named, and how to check or cancel it is said. Not a
+    StepFailed, so it is never retried as a new attempt beside a job that may still run.
+    """
+
+
 class StepFailed(StepError):
     """The job failed; for user-code failures the remote exception comes along."""
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from steplift.errors import ConfigError, StepCancelled, StepFailed, StepTimeout
+from steplift.errors import ConfigError, LostContact, StepCancelled, StepFailed, StepTimeout
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_error_from
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 from steplift.secrets import SECRETS_ENV
@@ -505,11 +505,22 @@ class StepOperator(ABC):
         cursor: str | None = None
         last: JobStatus | None = None
         while True:
-            status = self._patiently(
-                lambda: self._current_status(handle),
-                f"asking for the status of {handle.name}",
-                observer,
-            )
+            try:
+                status = self._patiently(
+                    lambda: self._current_status(handle),
+                    f"asking for the status of {handle.name}",
+                    observer,
+                )
+            except Exception as error:
+                if not self.is_transient_error(error):
+                    raise
+                raise LostContact(
+                    f"{self.flavor} kept failing for {self.transient_budget:g} s while job "
+                    f"{handle.name} ran ({type(error).__name__}: {error}); the job may still be "
+                    f"running: check it with `steplift status {info.run}`, stop it with "
+                    f"`steplift cancel {info.run}`",
+                    handle=handle,
+                ) from error
             if status != last:
                 observer.on_status(status)
                 last = status
