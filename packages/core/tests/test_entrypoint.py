@@ -285,3 +285,25 @@ def test_one_process_per_gpu_counts_the_gpus_the_operator_knows_of(
     uri, _ = launcher.prepare(spec, info)
     execution = ExecutionInfo.model_validate_json(launcher.store.get(uri))
     assert (execution.nodes, execution.processes_per_node, execution.gpus_per_node) == (2, 4, 4)
+
+
+def test_a_relaunch_waits_for_the_other_nodes_when_only_rank_0_is_done(
+    launcher: StepLauncher,
+) -> None:
+    import time
+
+    from steplift.models import Resources
+    from steplift.testing.emulation import wait_until
+
+    spec = StepSpec.for_function(steps.fail_late_on_rank, (1, 3.0), {})
+    options = StepOptions(resources=Resources(nodes=2))
+    info = launcher.step_info(run=Run("r6"), step="s", attempt=1, options=options)
+    uri, sha = launcher.prepare(spec, info)
+    # A launcher submitted the job and died; rank 0 has written its result, node 1 still runs.
+    operator = launcher.operator
+    operator.submit(info, launcher.entrypoint_command(uri, sha), operator.job_environment(info))
+    assert wait_until(lambda: launcher.store.exists(info.artifact_uri + "/result.json"), 30)
+    started = time.monotonic()
+    with pytest.raises(StepFailed, match=r"on node 1 \(rank 1\).*failed late"):
+        launcher.run(spec, run=Run("r6"), step="s", options=options)
+    assert time.monotonic() - started < 30

@@ -276,6 +276,8 @@ class StepLauncher:
         # inputs is refused rather than handed the old result.
         info_uri, info_sha = self.prepare(spec, info)
         stored = self._stored_result(info)
+        if stored is not None and stored.status == "succeeded" and self._still_running(info):
+            stored = None  # rank 0 is done, other nodes are not: adopt the job and wait
         if stored is not None:
             entry.state = "SUCCEEDED" if stored.status == "succeeded" else "FAILED"
             entry.message = "result already stored; nothing submitted"
@@ -312,6 +314,13 @@ class StepLauncher:
                 failure_kind=FailureKind.INFRASTRUCTURE,
             )
         return self._value_of(record, observer.handle)
+
+    def _still_running(self, info: StepRunInfo) -> bool:
+        """Whether a multi-process step's job is still running (its other nodes may fail)."""
+        if info.resources.nodes * self.operator.processes_per_node(info) == 1:
+            return False
+        handle = self.operator.find_job(info)
+        return handle is not None and not self.operator.get_status(handle).state.is_terminal
 
     def _stored_result(self, info: StepRunInfo) -> ResultRecord | None:
         """Rank 0's result record; in a multi-process step, the first failure of any rank."""

@@ -112,3 +112,14 @@ def fail_on_rank(rank: int, message: str, seconds: float = 60.0) -> str:
     print(f"rank {place.rank} waiting", flush=True)
     time.sleep(seconds)
     return "not stopped"
+
+
+def fail_late_on_rank(rank: int, seconds: float) -> str:
+    """Every rank but ``rank`` returns at once; rank ``rank`` fails after ``seconds``."""
+    from steplift.cluster import distributed
+
+    place = distributed()
+    if place.rank != rank:
+        return f"rank {place.rank} done"
+    time.sleep(seconds)
+    raise RuntimeError(f"rank {place.rank} failed late")
