@@ -414,3 +414,48 @@ def test_a_flavor_without_multi_node_refuses_it_before_any_call(clock: Conforman
     with pytest.raises(ConfigError):
         launcher.run(spec, run=Run("wide"), step="add", options=wide)
     assert operator.calls == [] and operator.store.blobs == {}
+
+
+class PooledOperator(ScriptedOperator):
+    """Provider calls on the operator's pool; records which thread made each."""
+
+    call_workers = 2
+
+    def __init__(self, script: list[JobStatus], **kwargs: Any) -> None:
+        super().__init__(script, **kwargs)
+        self.threads: set[str] = set()
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        return super().get_status(handle)
+
+    def find_job(self, info: StepRunInfo) -> JobHandle | None:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        return super().find_job(info)
+
+
+def test_provider_calls_can_run_on_the_operators_small_pool(clock: ConformanceClock) -> None:
+    import threading
+
+    operator = PooledOperator([RUNNING, DONE], clock=clock.now, sleep=clock.sleep)
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    assert operator.calls[:2] == ["find_job", "submit"] and "get_status" in operator.calls
+    assert operator.threads and all(name.startswith("steplift-") for name in operator.threads)
+    assert threading.current_thread().name not in operator.threads
+    assert recorder.lines  # logs were read through the pool too
+
+    interrupted = PooledOperator([RUNNING], clock=clock.now, sleep=clock.sleep)
+
+    def press() -> None:
+        raise KeyboardInterrupt  # lands in the pool's thread, reaches the launch
+
+    interrupted.submit_hook = press
+    with pytest.raises(StepCancelled) as caught:
+        interrupted.launch(INFO, ["cmd"])
+    assert interrupted.calls[:3] == ["find_job", "submit", "find_job"]
+    assert "cancel" in interrupted.calls and caught.value.exit_code == 130

@@ -15,6 +15,8 @@ import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from types import FrameType
 from typing import Any, ClassVar, TypeVar
 
@@ -250,6 +252,10 @@ class StepOperator(ABC):
     batched_status: ClassVar[bool] = False
     """Whether ``get_statuses`` answers many jobs with few calls (a list API): then the
     launches of one process in flight at the same time share one status call per round."""
+    call_workers: ClassVar[int | None] = None
+    """Provider calls made on a small pool of this many threads instead of each launching
+    thread: with a thousand launches in one process, only the pool's threads ever hold the
+    SDK's deep call stacks (whose pages stay resident for a thread's life). None: in place."""
     status_gather: ClassVar[float] = 0.02
     """Seconds a batched status call waits for the other launches waking with it."""
     multi_node: ClassVar[bool] = False
@@ -274,6 +280,7 @@ class StepOperator(ABC):
         self.poll_policy = poll_policy or self.default_poll_policy
         self._lock = threading.Lock()
         self._batcher: StatusBatcher | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def config(self) -> StepOperatorConfig:
@@ -328,14 +335,37 @@ class StepOperator(ABC):
         ``batched_status``). A job missing from the answer is asked about on its own."""
         return {handle.job_id: self.get_status(handle) for handle in handles}
 
+    def _call(self, function: Callable[[], T]) -> T:
+        """Make one provider call: in place, or on the operator's pool (``call_workers``).
+
+        Provider calls never nest, so the pool cannot deadlock. An interrupt while waiting
+        lets the call finish first (one bounded HTTP call), so it lands after it, as without
+        the pool: a create that went through is then found and cancelled, not left behind.
+        """
+        if not self.call_workers:
+            return function()
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.call_workers, thread_name_prefix=f"steplift-{self.name}"
+                )
+        future = self._pool.submit(function)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            futures_wait([future])
+            raise
+
     def _current_status(self, handle: JobHandle) -> JobStatus:
         """The job's status: on its own, or in the batch of every launch waiting right now."""
         if not self.batched_status:
-            return self.get_status(handle)
+            return self._call(lambda: self.get_status(handle))
         with self._lock:
             if self._batcher is None:
                 self._batcher = StatusBatcher(
-                    self.get_statuses, self.get_status, gather=self.status_gather
+                    lambda handles: self._call(lambda: self.get_statuses(handles)),
+                    lambda one: self._call(lambda: self.get_status(one)),
+                    gather=self.status_gather,
                 )
         return self._batcher.status(handle)
 
@@ -461,7 +491,9 @@ class StepOperator(ABC):
                     return handle
         except Exception as error:  # a receipt is a shortcut; the provider is the truth
             observer.on_warning(f"could not read the receipt {uri}: {error}")
-        return self._patiently(lambda: self.find_job(info), "looking for the job", observer)
+        return self._patiently(
+            lambda: self._call(lambda: self.find_job(info)), "looking for the job", observer
+        )
 
     def _submit(
         self, info: StepRunInfo, entrypoint_command: list[str], observer: LaunchObserver
@@ -471,13 +503,13 @@ class StepOperator(ABC):
 
         def create() -> JobHandle:
             try:
-                return self.submit(info, entrypoint_command, environment)
+                return self._call(lambda: self.submit(info, entrypoint_command, environment))
             except Exception as error:
                 if not self.is_transient_error(error):
                     raise
                 # The create may have gone through before the error: never submit blindly.
                 existing = self._patiently(
-                    lambda: self.find_job(info), "looking for the job", observer
+                    lambda: self._call(lambda: self.find_job(info)), "looking for the job", observer
                 )
                 if existing is not None:
                     return existing
@@ -578,7 +610,7 @@ class StepOperator(ABC):
     ) -> str | None:
         """Hand new log lines to the observer; return the next cursor (logs are best effort)."""
         try:
-            chunk = self.read_logs(handle, cursor)
+            chunk = self._call(lambda: self.read_logs(handle, cursor))
         except Exception as error:  # logs are best effort: never lose track of a paid job
             observer.on_warning(f"could not read logs of {handle.name}: {error}")
             return cursor
@@ -611,7 +643,9 @@ class StepOperator(ABC):
 
     def _cancel_and_confirm(self, handle: JobHandle, observer: LaunchObserver) -> JobStatus | None:
         """Cancel, then poll (bounded by ``cancel_timeout``) until the provider confirms."""
-        self._patiently(lambda: self.cancel(handle), f"cancelling {handle.name}", observer)
+        self._patiently(
+            lambda: self._call(lambda: self.cancel(handle)), f"cancelling {handle.name}", observer
+        )
         give_up = self.clock() + self.cancel_timeout
         delays = self.poll_policy.delays()
         while True:
