@@ -3,7 +3,6 @@ client, the executing HTTPS emulator and Azurite."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +14,7 @@ from steplift.models import JobHandle
 from steplift.operator import StepOperator
 from steplift.polling import PollPolicy
 from steplift.states import FailureKind
-from steplift.testing import ConformanceClock, StepOperatorConformance
-from steplift.testing.emulation import Faults
+from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
 from steplift_azureml.config import AzureMLStepOperatorConfig
 from steplift_azureml.emulator.service import AzureMLEmulator
 from steplift_azureml.flavor import AzureMLFlavor
@@ -26,7 +24,7 @@ from steplift_azureml.operator import AzureMLStepOperator
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 
 
-class EmulatorBackend:
+class EmulatorBackend(EmulatedBackend):
     """Asks the emulator what happened, and breaks jobs the way Azure does.
 
     One emulator serves the whole module, so jobs are counted from this test's start.
@@ -51,14 +49,6 @@ class EmulatorBackend:
         # Any process of the job, on any of its instances.
         return self.emulator.is_running(handle.job_id)
 
-    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
-        self.emulator.kill_node(handle.job_id, node)
-        return FailureKind.INFRASTRUCTURE
-
-    def storm(self, throttle_rate: float, error_rate: float) -> bool:
-        self.emulator.set_faults(Faults(throttle_rate=throttle_rate, error_rate=error_rate))
-        return True
-
     def operator_with_secret(
         self, operator: StepOperator, name: str, value: str
     ) -> StepOperator | None:
@@ -73,9 +63,6 @@ class EmulatorBackend:
             sleep=operator.sleep,
             poll_policy=operator.poll_policy,
         )
-
-    def recorded_text(self) -> str:
-        return json.dumps([request.to_dict() for request in self.emulator.requests.list()])
 
 
 @pytest.fixture(scope="module")

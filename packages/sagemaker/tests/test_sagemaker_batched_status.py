@@ -10,10 +10,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from steplift.models import JobHandle, StepRunInfo
-from steplift.operator import LaunchObserver
+from steplift.models import StepRunInfo
 from steplift.states import FailureKind, JobState
-from steplift.testing import ConformanceClock
+from steplift.testing import AllSubmitted, ConformanceClock, LockstepClock
 from steplift.testing.emulation import Faults, ScriptStep
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.emulator.jobs import PRIMARY_OF
@@ -197,58 +196,6 @@ def test_a_failed_listing_is_transient_like_a_failed_describe(
 # --------------------------------------------------------------------------- launches
 
 
-class LockstepClock:
-    """Virtual time shared by concurrent launches, as a discrete-event simulation: it moves
-    on only while every launch sleeps, straight to the earliest wake-up, so launches on the
-    same poll schedule wake at the same moment, as real ones started together do."""
-
-    def __init__(self, launches: int) -> None:
-        self.time = 0.0
-        self.sleeps = 0
-        self.moments = 1
-        """Distinct virtual times at which launches woke (the start included)."""
-        self._active = launches
-        self._wakes: list[float] = []
-        self._changed = threading.Condition()
-
-    def now(self) -> float:
-        with self._changed:
-            return self.time
-
-    def sleep(self, seconds: float) -> None:
-        with self._changed:
-            self.sleeps += 1
-            wake = self.time + seconds
-            self._wakes.append(wake)
-            self._advance()
-            woke = self._changed.wait_for(lambda: self.time >= wake, timeout=30)
-            self._wakes.remove(wake)
-        assert woke, "the virtual clock stalled"
-
-    def leave(self) -> None:
-        """A launch ended: the others need not wait for it any more."""
-        with self._changed:
-            self._active -= 1
-            self._advance()
-
-    def _advance(self) -> None:
-        pending = [wake for wake in self._wakes if wake > self.time]
-        if pending and len(pending) == self._active:
-            self.time = min(pending)
-            self.moments += 1
-            self._changed.notify_all()
-
-
-class _Together(LaunchObserver):
-    """Holds each launch after its submit until every launch has submitted."""
-
-    def __init__(self, barrier: threading.Barrier) -> None:
-        self.barrier = barrier
-
-    def on_job(self, handle: JobHandle, adopted: bool) -> None:
-        self.barrier.wait()
-
-
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "per-job"])
 def test_concurrent_launches_share_their_status_calls(
     emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, batched: bool
@@ -260,7 +207,7 @@ def test_concurrent_launches_share_their_status_calls(
     operator.clock, operator.sleep = clock.now, clock.sleep
     monkeypatch.setattr(operator, "batched_status", batched)
     run = f"fleet-{'on' if batched else 'off'}"
-    observer = _Together(threading.Barrier(LAUNCHES, timeout=30))
+    observer = AllSubmitted(threading.Barrier(LAUNCHES, timeout=30))
     errors: list[BaseException] = []
 
     def launch(number: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,8 +12,8 @@ import pytest
 from steplift.models import JobHandle
 from steplift.operator import StepOperator
 from steplift.states import FailureKind
-from steplift.testing import ConformanceClock, StepOperatorConformance
-from steplift.testing.emulation import Faults, wait_until
+from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
+from steplift.testing.emulation import wait_until
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.flavor import SageMakerFlavor
 from steplift_sagemaker.operator import SageMakerStepOperator
@@ -37,7 +36,7 @@ def aws_env(emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch) -> dic
     return env
 
 
-class EmulatorBackend:
+class EmulatorBackend(EmulatedBackend):
     """Counts what the real boto3 client sent; loses instances under running jobs."""
 
     def __init__(self, emulator: SageMakerEmulator) -> None:
@@ -62,14 +61,6 @@ class EmulatorBackend:
         runner = self.emulator.runner(handle.job_id)
         return runner is not None and runner.processes_running()
 
-    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
-        self.emulator.kill_node(handle.job_id, node)
-        return FailureKind.INFRASTRUCTURE
-
-    def storm(self, throttle_rate: float, error_rate: float) -> bool:
-        self.emulator.set_faults(Faults(throttle_rate=throttle_rate, error_rate=error_rate))
-        return True
-
     def operator_with_secret(
         self, operator: StepOperator, name: str, value: str
     ) -> StepOperator | None:
@@ -81,9 +72,6 @@ class EmulatorBackend:
         return SageMakerFlavor().create(
             config, name=operator.name, clock=operator.clock, sleep=operator.sleep
         )
-
-    def recorded_text(self) -> str:
-        return json.dumps([request.to_dict() for request in self.emulator.requests.list()])
 
 
 class TestSageMakerConformance(StepOperatorConformance):

@@ -16,6 +16,7 @@ from vertex_support import MemoryStore, make_operator
 
 from steplift.models import LogChunk, StepRunInfo
 from steplift.states import FailureKind, JobState
+from steplift.testing import LockstepClock
 from steplift.testing.emulation import Faults, ScriptStep
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.operator import KEY_LABEL, RetrySettings
@@ -29,44 +30,6 @@ def step_info(run: str) -> StepRunInfo:
     return StepRunInfo(
         pipeline="p", run=run, step="s", artifact_uri=f"gs://steplift-staging/steplift/p/{run}/s/1"
     )
-
-
-class Lockstep:
-    """Virtual time for concurrent launches: a sleep returns once every launch still going is
-    asleep, and then all wake together, so their polls land at the same moment (a round)."""
-
-    def __init__(self, parties: int) -> None:
-        self.time = 1_000.0
-        self.rounds = 0
-        self._active = parties
-        self._asleep = 0
-        self._longest = 0.0
-        self._changed = threading.Condition()
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        with self._changed:
-            round_number = self.rounds
-            self._asleep += 1
-            self._longest = max(self._longest, seconds)
-            self._release_if_all_asleep()
-            while self.rounds == round_number:
-                assert self._changed.wait(10), "a launch never went to sleep"
-
-    def leave(self) -> None:
-        """A launch ended: the others no longer wait for it."""
-        with self._changed:
-            self._active -= 1
-            self._release_if_all_asleep()
-
-    def _release_if_all_asleep(self) -> None:
-        if self._asleep and self._asleep >= self._active:
-            self.time += self._longest
-            self.rounds += 1
-            self._asleep, self._longest = 0, 0.0
-            self._changed.notify_all()
 
 
 @dataclass
@@ -84,11 +47,10 @@ class FanOut:
 
 def fan_out(emulator: VertexEmulator, *, batched: bool) -> FanOut:
     """LAUNCHES concurrent launches on one operator, polling in lockstep rounds."""
-    clock = Lockstep(LAUNCHES)
+    clock = LockstepClock(LAUNCHES)
     operator = make_operator(emulator, clock=clock)
     operator._store = MemoryStore()  # type: ignore[assignment]
-    # Logs are read per job (Cloud Logging), not counted here; 30 readers at once would also
-    # overflow the emulator's listen backlog (5) and stall each round by a SYN retry (1 s).
+    # Logs are read per job (Cloud Logging), a cost apart from status: not counted here.
     operator.read_logs = lambda handle, cursor: LogChunk([], cursor)  # type: ignore[method-assign]
     operator.batched_status = batched
     operator.warm_up()
@@ -115,7 +77,7 @@ def fan_out(emulator: VertexEmulator, *, batched: bool) -> FanOut:
         gets=len(emulator.requests.filter("GetCustomJob")),
         # find_job lists by one attempt's key label; the status lists by a creation window.
         status_lists=sum("create_time" in r.params["query"].get("filter", "") for r in lists),
-        rounds=clock.rounds,
+        rounds=clock.moments,
         failures=failures,
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -12,13 +11,12 @@ from vertex_support import make_operator
 from steplift.models import JobHandle
 from steplift.operator import StepOperator
 from steplift.states import FailureKind
-from steplift.testing import ConformanceClock, StepOperatorConformance
-from steplift.testing.emulation import Faults
+from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.operator import VertexStepOperator
 
 
-class VertexBackend:
+class VertexBackend(EmulatedBackend):
     """Reads the emulator's request log and job table; breaks jobs the way Vertex does."""
 
     def __init__(self, emulator: VertexEmulator) -> None:
@@ -40,14 +38,6 @@ class VertexBackend:
     def is_running(self, operator: StepOperator, handle: JobHandle) -> bool:
         return self.emulator.is_running(handle.job_id)
 
-    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
-        self.emulator.kill_node(handle.job_id, node)
-        return FailureKind.INFRASTRUCTURE
-
-    def storm(self, throttle_rate: float, error_rate: float) -> bool:
-        self.emulator.set_faults(Faults(throttle_rate=throttle_rate, error_rate=error_rate))
-        return True
-
     def operator_with_secret(
         self, operator: StepOperator, name: str, value: str
     ) -> StepOperator | None:
@@ -57,9 +47,6 @@ class VertexBackend:
         return type(operator)(
             config, name=operator.name, clock=operator.clock, sleep=operator.sleep
         )
-
-    def recorded_text(self) -> str:
-        return json.dumps([request.to_dict() for request in self.emulator.requests.list()])
 
 
 class TestVertexConformance(StepOperatorConformance):

@@ -317,7 +317,7 @@ class StepLauncher:
 
     def _still_running(self, info: StepRunInfo) -> bool:
         """Whether a multi-process step's job is still running (its other nodes may fail)."""
-        if info.resources.nodes * self.operator.processes_per_node(info) == 1:
+        if self.operator.world_size(info) == 1:
             return False
         handle = self.operator.find_job(info)
         return handle is not None and not self.operator.get_status(handle).state.is_terminal
@@ -330,7 +330,7 @@ class StepLauncher:
             if self.store.exists(uri)
             else None
         )
-        if info.resources.nodes * self.operator.processes_per_node(info) == 1:
+        if self.operator.world_size(info) == 1:
             return record
         failures = [
             ResultRecord.model_validate_json(self.store.get(failure))

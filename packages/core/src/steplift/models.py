@@ -71,16 +71,6 @@ class Resources(_Frozen):
         return self.processes_per_node
 
     @property
-    def local_processes(self) -> int:
-        """Processes per node, counting the GPUs this request names."""
-        return self.processes_for(self.gpu_count)
-
-    @property
-    def world_size(self) -> int:
-        """Processes across all nodes, counting the GPUs this request names."""
-        return self.nodes * self.local_processes
-
-    @property
     def gpu_type(self) -> str | None:
         """The GPU model asked for, or None for a CPU step."""
         return parse_gpu(self.gpu)[0] if self.gpu else None

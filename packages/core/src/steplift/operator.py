@@ -412,6 +412,10 @@ class StepOperator(ABC):
         """Processes the step runs on each node (``processes_per_node="gpu"``: one per GPU)."""
         return info.resources.processes_for(self.gpus_per_node(info))
 
+    def world_size(self, info: StepRunInfo) -> int:
+        """Processes the step runs across all its nodes."""
+        return info.resources.nodes * self.processes_per_node(info)
+
     def job_environment(self, info: StepRunInfo) -> dict[str, str]:
         """The environment of the job: the operator's, then the step's on top."""
         environment = {**self.config.environment, **info.environment}

@@ -13,12 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from steplift.testing.conformance import (
+        AllSubmitted,
         ConformanceBackend,
         ConformanceClock,
+        EmulatedBackend,
+        LockstepClock,
         StepOperatorConformance,
     )
 
-__all__ = ["ConformanceBackend", "ConformanceClock", "StepOperatorConformance"]
+__all__ = [
+    "AllSubmitted",
+    "ConformanceBackend",
+    "ConformanceClock",
+    "EmulatedBackend",
+    "LockstepClock",
+    "StepOperatorConformance",
+]
 
 
 def __getattr__(name: str) -> Any:

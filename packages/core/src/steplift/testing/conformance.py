@@ -26,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import itertools
+import json
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +45,7 @@ from steplift.runs import Run, RunIndex
 from steplift.states import FailureKind, JobState
 from steplift.store import join_uri
 from steplift.testing import steps
+from steplift.testing.emulation import Emulator, Faults
 
 _run_numbers = itertools.count(1)
 
@@ -69,6 +72,63 @@ class ConformanceClock:
         self.time += seconds
         if self.real_pause:
             time.sleep(min(seconds, self.real_pause))
+
+
+class LockstepClock:
+    """Virtual time shared by concurrent launches, as a discrete-event simulation: it moves
+    on only while every launch sleeps, straight to the earliest wake-up, so launches on the
+    same poll schedule wake at the same moment, as real ones started together do.
+
+    Each launching thread calls :meth:`leave` when its launch ended.
+    """
+
+    def __init__(self, launches: int, stall_timeout: float = 30.0) -> None:
+        self.time = 0.0
+        self.sleeps = 0
+        self.moments = 1
+        """Distinct virtual times at which launches woke (the start included)."""
+        self._active = launches
+        self._wakes: list[float] = []
+        self._changed = threading.Condition()
+        self._stall_timeout = stall_timeout
+
+    def now(self) -> float:
+        with self._changed:
+            return self.time
+
+    def sleep(self, seconds: float) -> None:
+        with self._changed:
+            self.sleeps += 1
+            wake = self.time + seconds
+            self._wakes.append(wake)
+            self._advance()
+            woke = self._changed.wait_for(lambda: self.time >= wake, self._stall_timeout)
+            self._wakes.remove(wake)
+        assert woke, "the virtual clock stalled"
+
+    def leave(self) -> None:
+        """A launch ended: the others need not wait for it any more."""
+        with self._changed:
+            self._active -= 1
+            self._advance()
+
+    def _advance(self) -> None:
+        pending = [wake for wake in self._wakes if wake > self.time]
+        if pending and len(pending) == self._active:
+            self.time = min(pending)
+            self.moments += 1
+            self._changed.notify_all()
+
+
+class AllSubmitted(LaunchObserver):
+    """Holds each launch after its submit until every launch (the barrier's parties) has
+    submitted, so that they all start polling together."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+
+    def on_job(self, handle: JobHandle, adopted: bool) -> None:
+        self.barrier.wait()
 
 
 class ConformanceBackend(Protocol):
@@ -102,6 +162,24 @@ class ConformanceBackend(Protocol):
 
     def recorded_text(self) -> str:
         """Everything the backend has received so far, as text (to prove what never went)."""
+
+
+class EmulatedBackend:
+    """What every cloud emulator's conformance backend does alike (through the shared
+    emulator API): storms, losing a node, and the request log as text."""
+
+    emulator: Emulator
+
+    def lose_node(self, operator: StepOperator, handle: JobHandle, node: int) -> FailureKind:
+        self.emulator.kill_node(handle.job_id, node)
+        return FailureKind.INFRASTRUCTURE
+
+    def storm(self, throttle_rate: float, error_rate: float) -> bool:
+        self.emulator.set_faults(Faults(throttle_rate=throttle_rate, error_rate=error_rate))
+        return True
+
+    def recorded_text(self) -> str:
+        return json.dumps([request.to_dict() for request in self.emulator.requests.list()])
 
 
 class _Recorder(LaunchObserver):
