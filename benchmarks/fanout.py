@@ -9,7 +9,8 @@ peak RSS is the launcher's alone. The child runs one thread per step, each calli
 time. Every flavor sets ``batched_status``: the launches waiting at the same moment share one
 ``get_statuses`` call (the provider's list API, paged), so a poll round costs calls per page,
 not per step; the emulator's request log gives the exact counts (one adoption lookup per
-step, before its create, is counted apart).
+step, before its create, is counted apart). Like the launcher, each launch checks its result
+record between polls (never written here): the checks are counted.
 
 By default one step is launched alone first, which builds every lazily created client; with
 ``--cold`` all steps start at once on a fresh operator, as an application would launch them
@@ -37,6 +38,7 @@ def _rss_mib() -> float:
 
 def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) -> dict[str, Any]:
     """The child: ``steps`` concurrent launches through one operator; what it cost."""
+    from steplift.execution import result_uri
     from steplift.launcher import StepLauncher, StepOptions
     from steplift.registry import get_flavor
     from steplift.runs import Run
@@ -55,10 +57,19 @@ def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) 
     baseline = _rss_mib()
     failures: list[str] = []
     lock = threading.Lock()
+    checks = [0]
 
     def launch(info: Any) -> None:
+        # As the launcher does: the result record (never written here) is the done signal.
+        record = result_uri(info.artifact_uri)
+
+        def done() -> bool:
+            with lock:
+                checks[0] += 1
+            return operator.artifact_store.exists(record)
+
         try:
-            operator.launch(info, ["python", "-c", "pass"])
+            operator.launch(info, ["python", "-c", "pass"], done_signal=done)
         except Exception as error:  # counted and reported, never hidden
             with lock:
                 failures.append(f"{info.step}: {type(error).__name__}: {error}")
@@ -79,6 +90,7 @@ def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) 
         "unfinished": unfinished,
         "first_failures": failures[:3],
         "wall": time.perf_counter() - started,
+        "record_checks": checks[0],
         "rss_baseline_mib": baseline,
         "rss_peak_mib": _rss_mib(),
     }

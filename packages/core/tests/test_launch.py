@@ -367,6 +367,50 @@ def test_the_result_signal_cuts_the_completion_lag(
     assert operator.calls.count("get_status") <= 10  # the signal adds no status calls
 
 
+def test_result_signal_checks_are_shared_by_the_launches_in_flight(
+    clock: ConformanceClock,
+) -> None:
+    import threading
+
+    def checks(signal_rate: float) -> tuple[int, float, set[str]]:
+        start = clock.now()
+        operator = TimedOperator(
+            start + 100.0, clock=clock.now, sleep=clock.sleep, poll_policy=PollPolicy(1, 2, 60)
+        )
+        operator.signal_rate = signal_rate
+        made: list[str] = []
+
+        def signal() -> bool:
+            made.append(threading.current_thread().name)
+            return False
+
+        operator.launch(INFO, ["cmd"], done_signal=signal)
+        return len(made), clock.now() - start, set(made)
+
+    every_second, elapsed, threads = checks(StepOperator.signal_rate)
+    assert every_second >= elapsed / 2  # one launch in flight: about one check a second
+    assert all(name.startswith("steplift-") for name in threads)  # on the call pool
+    # A rate of one check per 4 s shared by the one launch in flight: a quarter as many.
+    slow, elapsed, _ = checks(0.25)
+    assert slow <= elapsed / 4 + 2
+
+
+def test_the_call_pool_lives_while_launches_are_in_flight(clock: ConformanceClock) -> None:
+    import threading
+
+    operator = PooledOperator([RUNNING, DONE], clock=clock.now, sleep=clock.sleep)
+    operator.launch(INFO, ["cmd"])
+    assert operator.threads  # the launch's calls went through the pool
+    pool_threads = [t for t in threading.enumerate() if t.name.startswith("steplift-")]
+    for thread in pool_threads:
+        thread.join(5.0)  # shut down when the launch ended: they exit once idle
+    assert not any(thread.is_alive() for thread in pool_threads)
+    # Outside any launch (e.g. `steplift cancel`), a call is made in place.
+    assert operator._call(lambda: threading.current_thread().name) == (
+        threading.current_thread().name
+    )
+
+
 def test_a_failing_signal_is_ignored(clock: ConformanceClock) -> None:
     def broken() -> bool:
         raise OSError("store unreachable")

@@ -125,9 +125,6 @@ class AzureMLStepOperator(StepOperator):
 
     multi_node = True  # instance_count nodes, a PyTorch distribution starts the processes
     batched_status = True
-    # azure-ai-ml's call stacks are deep (a pipeline of policies per request): 1000 launching
-    # threads each holding one would keep ~200 MiB of stack pages; a pool of 8 holds them.
-    call_workers = 8
 
     cancel_wait: float = 5.0
     """Seconds to wait for the service to accept a cancel request."""
