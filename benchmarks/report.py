@@ -179,8 +179,9 @@ def _transfer(section: dict[str, Any]) -> str:
         "## 4. Payload transfer through the artifact store vs the raw SDK\n",
         "MiB/s of one `bytes` payload up (steplift: `write_payload` = the bytes as they are, "
         "SHA-256 computed in a thread while `put` uploads them — S3 multipart, Azure 4 blocks "
-        "at once; raw: the SDK's own transfer) and down (`read_payload` = `get`, streamed into "
-        "the digest where the store can (GCS), + digest check; raw: the SDK's download). "
+        "at once; raw: the SDK's own transfer) and down (`read_payload` = `get` — S3 one GET, "
+        "GCS one single-shot read, Azure 4 ranges at once — + digest check; raw: the SDK's "
+        "download). "
         "Storage emulators run in the measuring process "
         "(they share its 2 CPUs and GIL), so absolute speeds are the emulators', only the "
         "ratios mean something. moto serves each ranged GET of boto3's parallel download "

@@ -5,9 +5,9 @@ readable by anyone; ``bytes`` as they are (``.bin``: no copy, no pickling, the f
 large blobs); every other Python object goes through cloudpickle. Nothing is unpickled or
 returned before its digest has been checked against the one recorded when it was written.
 
-Large payloads are hashed while they move: on the way up a thread computes the SHA-256 while
-the store uploads (hashlib releases the GIL); on the way down a store that can stream
-(``get_into(uri, writer)``, optional) feeds a hashing thread chunk by chunk.
+Large payloads are hashed while they move up: a thread computes the SHA-256 while the store
+uploads (hashlib releases the GIL). On the way down the digest is checked once the bytes are
+in: each store downloads in the way its SDK does fastest (measured in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import queue
 import threading
 from collections.abc import Callable
 from typing import Any, Literal
@@ -108,53 +107,10 @@ def write_payload(store: ArtifactStore, uri_stem: str, value: Any) -> PayloadRef
     return PayloadRef(uri=uri, format=fmt, sha256=digest())
 
 
-class _HashingWriter:
-    """Collects a download's chunks and hashes them in a thread as they come."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._queue: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
-        self._digest = hashlib.sha256()
-        self._thread = threading.Thread(target=self._hash, daemon=True)
-        self._thread.start()
-
-    def _hash(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            for chunk in batch:
-                self._digest.update(chunk)
-
-    def write(self, chunk: bytes) -> int:
-        data = chunk if type(chunk) is bytes else bytes(chunk)
-        self.chunks.append(data)
-        self._pending.append(data)
-        self._pending_size += len(data)
-        if self._pending_size >= 1024 * 1024:  # hand over in MiB batches, not tiny writes
-            self._queue.put(self._pending)
-            self._pending, self._pending_size = [], 0
-        return len(data)
-
-    def finish(self) -> tuple[bytes, str]:
-        if self._pending:
-            self._queue.put(self._pending)
-        self._queue.put(None)
-        self._thread.join()
-        return b"".join(self.chunks), self._digest.hexdigest()
-
-
 def read_verified(store: ArtifactStore, uri: str, expected_sha256: str) -> bytes:
     """Read the bytes at ``uri``; IntegrityError unless they match ``expected_sha256``."""
-    get_into = getattr(store, "get_into", None)
-    if get_into is not None:
-        writer = _HashingWriter()
-        try:
-            get_into(uri, writer)
-        finally:
-            data, actual = writer.finish()
-    else:
-        data = store.get(uri)
-        actual = sha256_hex(data)
+    data = store.get(uri)
+    actual = sha256_hex(data)
     if actual != expected_sha256:
         raise IntegrityError(
             f"{uri}: SHA-256 digest mismatch (expected {expected_sha256}, found {actual}); "
