@@ -10,7 +10,7 @@ time. Every flavor sets ``batched_status``: the launches waiting at the same mom
 ``get_statuses`` call (the provider's list API, paged), so a poll round costs calls per page,
 not per step; the emulator's request log gives the exact counts (one adoption lookup per
 step, before its create, is counted apart). Like the launcher, each launch checks its result
-record between polls (never written here): the checks are counted.
+record between polls (never written here) and reads its job's logs: both are counted.
 
 By default one step is launched alone first, which builds every lazily created client; with
 ``--cold`` all steps start at once on a fresh operator, as an application would launch them
@@ -58,6 +58,15 @@ def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) 
     failures: list[str] = []
     lock = threading.Lock()
     checks = [0]
+    log_reads = [0]
+    read_logs = operator.read_logs
+
+    def counted_read_logs(handle: Any, cursor: str | None) -> Any:
+        with lock:
+            log_reads[0] += 1
+        return read_logs(handle, cursor)
+
+    operator.read_logs = counted_read_logs  # type: ignore[method-assign]
 
     def launch(info: Any) -> None:
         # As the launcher does: the result record (never written here) is the done signal.
@@ -91,6 +100,7 @@ def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) 
         "first_failures": failures[:3],
         "wall": time.perf_counter() - started,
         "record_checks": checks[0],
+        "log_reads": log_reads[0],
         "rss_baseline_mib": baseline,
         "rss_peak_mib": _rss_mib(),
     }

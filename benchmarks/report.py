@@ -186,9 +186,8 @@ def _transfer(section: dict[str, Any]) -> str:
         "(they share its 2 CPUs and GIL), so absolute speeds are the emulators', only the "
         "ratios mean something. moto serves each ranged GET of boto3's parallel download "
         "slowly, which flatters steplift's single GET in the S3 download ratio; on real S3 "
-        "expect the opposite. The size is `--payload-mib` (full run: 256 MiB; one 1 GiB "
-        "round takes ~2 min against moto with ~4 GB RSS, so `--payload-mib 1024` runs the "
-        "target's size in ~30 min). Target: steplift ≥ 80 % of raw.\n",
+        "expect the opposite. The size is `--payload-mib` (full run: 1024 MiB, the target's; "
+        "the moto rounds then hold ~4 GB). Target: steplift ≥ 80 % of raw.\n",
         "| store | size | steplift up | raw up | up ratio | steplift down | raw down | "
         "down ratio |",
         "|---|---|---|---|---|---|---|---|",
@@ -224,20 +223,22 @@ def _fanout(section: dict[str, Any], cold: dict[str, Any]) -> str:
         "loop makes one call per step per round). Between polls each launch checks its result "
         "record in the artifact store, as the launcher does (the scripted jobs never write "
         "one); an operator makes at most `signal_rate` (20) such checks a second in all, "
-        "shared by its launches in flight: *record checks* counts them. Provider and store "
-        "calls run on the operator's pool of 8 threads (`call_workers`).\n",
+        "shared by its launches in flight: *record checks* counts them. Log reads are shared "
+        "the same way (`log_rate`, 10 a second; a job's logs are read once more when it ends): "
+        "*log reads*. Provider and store calls run on the operator's pool of 8 threads "
+        "(`call_workers`).\n",
         "*warm*: one step is launched alone first (building every lazily created client), then "
         "the rest at once; *cold*: all at once on a fresh operator, as an application would. "
         "Peak RSS is the launching process's (`ru_maxrss`); in brackets, after setup.\n",
         "| flavor | start | steps | failures | creates | polling calls (gets + lists) | "
-        "per step | per round | record checks | peak RSS (after setup) | wall |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "per step | per round | record checks | log reads | peak RSS (after setup) | wall |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [(flavor, "warm", result) for flavor, result in section.items()]
     rows += [(flavor, "cold", result) for flavor, result in cold.items()]
     for flavor, start, result in rows:
         if failed := _failed(result):
-            lines.append(f"| {flavor} | {start} | {failed.strip()} | | | | | | | | |")
+            lines.append(f"| {flavor} | {start} | {failed.strip()} | | | | | | | | | |")
             continue
         ok = (
             result["failures"] == 0
@@ -250,12 +251,12 @@ def _fanout(section: dict[str, Any], cold: dict[str, Any]) -> str:
             f"(+{result['unfinished']} unfinished) | {result['creates']} | "
             f"{result['polling_calls']} ({result['status_calls']} + {result['list_calls']}) | "
             f"{result['polling_calls_per_step']:.2f} | {result['calls_per_round']:.0f} | "
-            f"{result.get('record_checks', '–')} | "
+            f"{result.get('record_checks', '–')} | {result.get('log_reads', '–')} | "
             f"{result['rss_peak_mib']:.0f} MiB ({result['rss_baseline_mib']:.0f} MiB) "
             f"{_verdict(ok)} | {result['wall']:.0f} s |"
         )
         if result.get("first_failures"):
-            lines.append(f"| | | first failures: {'; '.join(result['first_failures'])} |||||||||")
+            lines.append(f"| | | first failures: {'; '.join(result['first_failures'])} ||||||||||")
     lines.append(
         "\nTarget (1000 steps per emulator): 0 failures, exactly 1000 creates, peak RSS ≤ "
         "200 MB, calls per round growing with pages (1000 steps = 10 pages). *met* above means "

@@ -45,7 +45,7 @@ class Plan:
 
 
 FULL = Plan(
-    import_rounds=7, lag_runs=7, lag_minutes=30, payload_mib=256, transfer_runs=5,
+    import_rounds=7, lag_runs=7, lag_minutes=30, payload_mib=1024, transfer_runs=5,
     fanout_steps=1000, fanout_running_polls=3, cold_fanout_steps=50,
 )
 QUICK = Plan(
@@ -116,7 +116,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke check, under 3 minutes")
     parser.add_argument("--flavors", default=",".join(FLAVORS), help="comma-separated")
-    parser.add_argument("--payload-mib", type=int, help="payload size (full: 256, quick: 16)")
+    parser.add_argument("--payload-mib", type=int, help="payload size (full: 1024, quick: 16)")
     parser.add_argument("--fanout-steps", type=int, help="concurrent steps (full: 1000)")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--json", type=Path, help="also write the raw results here")

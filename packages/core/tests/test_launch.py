@@ -395,6 +395,39 @@ def test_result_signal_checks_are_shared_by_the_launches_in_flight(
     assert slow <= elapsed / 4 + 2
 
 
+class LogCountingOperator(TimedOperator):
+    def __init__(self, finish: float, **kwargs: Any) -> None:
+        super().__init__(finish, **kwargs)
+        self.log_reads = 0
+
+    def get_status(self, handle: JobHandle) -> JobStatus:
+        self.log.append(f"line {len(self.log) + 1}")  # the job prints between polls
+        return super().get_status(handle)
+
+    def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
+        self.log_reads += 1
+        return super().read_logs(handle, cursor)
+
+
+@pytest.mark.parametrize("log_rate", [StepOperator.log_rate, 0.05])
+def test_log_reads_are_shared_by_the_launches_in_flight(
+    clock: ConformanceClock, log_rate: float
+) -> None:
+    start = clock.now()
+    operator = LogCountingOperator(
+        start + 300.0, clock=clock.now, sleep=clock.sleep, poll_policy=PollPolicy(1, 2, 10)
+    )
+    operator.log_rate = log_rate
+    recorder = Recorder()
+    operator.launch(INFO, ["cmd"], observer=recorder)
+    polls = operator.calls.count("get_status")
+    if log_rate == StepOperator.log_rate:
+        assert operator.log_reads == polls  # one launch: its logs after every poll
+    else:  # one read per 20 s for the one launch in flight, and one at the end
+        assert operator.log_reads <= 300 / 20 + 2 < polls
+    assert recorder.lines == operator.log and len(operator.log) == polls  # nothing lost
+
+
 def test_the_call_pool_lives_while_launches_are_in_flight(clock: ConformanceClock) -> None:
     import threading
 

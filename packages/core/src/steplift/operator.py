@@ -253,6 +253,10 @@ class StepOperator(ABC):
     """``done_signal`` checks per second one operator makes at most, shared by its launches
     in flight: with a thousand in flight each checks every 50 s instead of every
     second (the status polls still run), so the cheap signal stays cheap in storage calls."""
+    log_rate: ClassVar[float] = 10.0
+    """Log reads per second one operator makes at most, shared by its launches in flight: one
+    launch reads its job's new lines after every status poll, a thousand each read theirs
+    every 100 s. A job's logs are always read to the end once it ends."""
     batched_status: ClassVar[bool] = False
     """Whether ``get_statuses`` answers many jobs with few calls (a list API): then the
     launches of one process in flight at the same time share one status call per round."""
@@ -578,6 +582,7 @@ class StepOperator(ABC):
         max_queue = info.max_queue_time or self.config.max_queue_time
         delays = self.poll_policy.delays()
         cursor: str | None = None
+        logs_due = started
         last: JobStatus | None = None
         while True:
             try:
@@ -599,7 +604,9 @@ class StepOperator(ABC):
             if status != last:
                 observer.on_status(status)
                 last = status
-            cursor = self.stream_logs(handle, cursor, observer)
+            if status.state.is_terminal or self.clock() >= logs_due:
+                cursor = self.stream_logs(handle, cursor, observer)
+                logs_due = self.clock() + self._in_flight / self.log_rate
             if status.state.is_terminal:
                 self._conclude(handle, status, max_runtime)
                 return
