@@ -97,7 +97,7 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Speed and memory against the targets and the official SDKs; writes BENCHMARKS.md.
 
-    ``nox -s bench -- --quick`` is a 2-minute smoke run; the full run takes about 20 minutes
+    ``nox -s bench -- --quick`` is a 2-minute smoke run; the full run takes about 30 minutes
     (plus a one-time ~1 GB install of the SageMaker Python SDK into benchmarks/.venvs/).
     """
     _install_workspace(session)

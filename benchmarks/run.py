@@ -1,6 +1,6 @@
 """Measure steplift against issue 7's targets and the official SDKs; write BENCHMARKS.md.
 
-    python benchmarks/run.py            # the full run (~25 min on 2 CPUs; builds peer venvs once)
+    python benchmarks/run.py            # the full run (~30 min on 2 CPUs; builds peer venvs once)
     python benchmarks/run.py --quick    # a smoke check in under 3 minutes; numbers not quotable
 
 Sections: (1–2) start-up and launch-path import cost vs the official SDK paths, (3) completion
