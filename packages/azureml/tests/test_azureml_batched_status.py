@@ -4,7 +4,6 @@ through the real azure-ai-ml client (and its azure-core pipeline) and the script
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from azureml_helpers import client_environment, operator_fields
 
 from steplift.models import JobHandle, StepRunInfo
 from steplift.states import FailureKind, JobState
-from steplift.testing import AllSubmitted, ConformanceClock, LockstepClock
+from steplift.testing import ConformanceClock, launch_together
 from steplift.testing.emulation import Faults
 from steplift_azureml.emulator.azurite import Azurite
 from steplift_azureml.emulator.jobs import STATUSES
@@ -277,34 +276,15 @@ def test_concurrent_launches_share_their_status_calls(
     monkeypatch: pytest.MonkeyPatch,
     batched: bool,
 ) -> None:
-    clock = LockstepClock(LAUNCHES)
     operator = make_operator(emulator, shared)
-    operator.clock, operator.sleep = clock.now, clock.sleep
     monkeypatch.setattr(operator, "batched_status", batched)
     emulator.script(None, SCRIPT)
     run = f"fleet-{'on' if batched else 'off'}-{next(_numbers)}"
-    observer = AllSubmitted(threading.Barrier(LAUNCHES, timeout=60))
-    errors: list[BaseException] = []
-
-    def launch(number: int) -> None:
-        try:
-            operator.launch(
-                step_info(run, f"s{number}"),
-                ["python", "-m", "steplift.entrypoint"],
-                observer=observer,
-            )
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            clock.leave()
-
+    infos = [step_info(run, f"s{number}") for number in range(LAUNCHES)]
     emulator.requests.clear()
-    threads = [threading.Thread(target=launch, args=(n,)) for n in range(LAUNCHES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(thread.is_alive() for thread in threads)
+    clock, errors = launch_together(
+        operator, infos, ["python", "-m", "steplift.entrypoint"], timeout=120
+    )
     assert errors == []
     assert calls(emulator, "CreateOrUpdateJob") == LAUNCHES
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from steplift.models import StepRunInfo
 from steplift.states import FailureKind, JobState
-from steplift.testing import AllSubmitted, ConformanceClock, LockstepClock
+from steplift.testing import ConformanceClock, launch_together
 from steplift.testing.emulation import Faults, ScriptStep
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.emulator.jobs import PRIMARY_OF
@@ -200,35 +199,14 @@ def test_a_failed_listing_is_transient_like_a_failed_describe(
 def test_concurrent_launches_share_their_status_calls(
     emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, batched: bool
 ) -> None:
-    clock = LockstepClock(LAUNCHES)
     for key, value in emulator.client_env().items():
         monkeypatch.setenv(key, value)
     operator = make_operator(emulator, monkeypatch)
-    operator.clock, operator.sleep = clock.now, clock.sleep
     monkeypatch.setattr(operator, "batched_status", batched)
     run = f"fleet-{'on' if batched else 'off'}"
-    observer = AllSubmitted(threading.Barrier(LAUNCHES, timeout=30))
-    errors: list[BaseException] = []
-
-    def launch(number: int) -> None:
-        try:
-            operator.launch(
-                step_info(run, f"s{number}"),
-                ["python", "-m", "steplift.entrypoint"],
-                observer=observer,
-            )
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            clock.leave()
-
+    infos = [step_info(run, f"s{number}") for number in range(LAUNCHES)]
     emulator.requests.clear()
-    threads = [threading.Thread(target=launch, args=(n,)) for n in range(LAUNCHES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads)
+    clock, errors = launch_together(operator, infos, ["python", "-m", "steplift.entrypoint"])
     assert errors == []
     assert calls(emulator, "CreateTrainingJob") == LAUNCHES
 

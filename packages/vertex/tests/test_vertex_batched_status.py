@@ -7,7 +7,6 @@ memory: only control-plane calls are counted here.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import pytest
@@ -16,7 +15,7 @@ from vertex_support import MemoryStore, make_operator
 
 from steplift.models import LogChunk, StepRunInfo
 from steplift.states import FailureKind, JobState
-from steplift.testing import LockstepClock
+from steplift.testing import launch_together
 from steplift.testing.emulation import Faults, ScriptStep
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.operator import KEY_LABEL, RetrySettings
@@ -47,30 +46,16 @@ class FanOut:
 
 def fan_out(emulator: VertexEmulator, *, batched: bool) -> FanOut:
     """LAUNCHES concurrent launches on one operator, polling in lockstep rounds."""
-    clock = LockstepClock(LAUNCHES)
-    operator = make_operator(emulator, clock=clock)
+    operator = make_operator(emulator)
     operator._store = MemoryStore()  # type: ignore[assignment]
     # Logs are read per job (Cloud Logging), a cost apart from status: not counted here.
     operator.read_logs = lambda handle, cursor: LogChunk([], cursor)  # type: ignore[method-assign]
     operator.batched_status = batched
     operator.warm_up()
     emulator.script(None, SCRIPT)
-    failures: list[str] = []
-
-    def launch(number: int) -> None:
-        try:
-            operator.launch(step_info(f"fan{number}"), ["true"])
-        except Exception as error:
-            failures.append(f"{type(error).__name__}: {error}")
-        finally:
-            clock.leave()
-
-    threads = [threading.Thread(target=launch, args=(n,), daemon=True) for n in range(LAUNCHES)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads), "launches still waiting"
+    infos = [step_info(f"fan{number}") for number in range(LAUNCHES)]
+    clock, errors = launch_together(operator, infos, ["true"], hold_until_submitted=False)
+    failures = [f"{type(error).__name__}: {error}" for error in errors]
     lists = emulator.requests.filter("ListCustomJobs")
     return FanOut(
         creates=len(emulator.requests.filter("CreateCustomJob")),

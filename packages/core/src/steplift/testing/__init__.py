@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         EmulatedBackend,
         LockstepClock,
         StepOperatorConformance,
+        launch_together,
     )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "EmulatedBackend",
     "LockstepClock",
     "StepOperatorConformance",
+    "launch_together",
 ]
 
 
