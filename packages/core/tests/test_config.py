@@ -151,3 +151,32 @@ def test_missing_cloud_flavor_names_the_extra(
         get_flavor.cache_clear()
     assert 'pip install "steplift[azureml]"' in str(caught.value)
     assert "local" in caught.value.installed
+
+
+def test_ctrl_c_during_config_validation_stays_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pydantic's compiled validators can turn an interrupt landing inside them into a
+    # validation error of a valid field: validation holds Ctrl-C until it is done.
+    import os
+    import signal
+
+    from steplift import registry
+    from steplift.config import OperatorEntry, validate_operator
+    from steplift.flavors.local import LocalFlavor
+
+    class Interrupted(LocalFlavor):
+        validated = False
+
+        def validate_config(self, fields: dict[str, object], **where: object) -> object:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands mid-validation
+            config = super().validate_config(fields, **where)  # type: ignore[arg-type]
+            Interrupted.validated = True
+            return config
+
+    monkeypatch.setattr(registry, "get_flavor", lambda name: Interrupted())
+    entry = OperatorEntry("mine", "local", {}, "steplift.toml")
+    with pytest.raises(KeyboardInterrupt):
+        validate_operator(entry)
+    assert Interrupted.validated  # held until validation ended, then delivered
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
