@@ -536,3 +536,29 @@ def test_provider_calls_can_run_on_the_operators_small_pool(clock: ConformanceCl
         interrupted.launch(INFO, ["cmd"])
     assert interrupted.calls[:3] == ["find_job", "submit", "find_job"]
     assert "cancel" in interrupted.calls and caught.value.exit_code == 130
+
+
+def test_lookup_waits_out_transient_errors(clock: ConformanceClock) -> None:
+    class Throttled(Exception):
+        pass
+
+    class Flaky(ScriptedOperator):
+        failures = 2
+
+        def is_transient_error(self, error: Exception) -> bool:
+            return isinstance(error, Throttled)
+
+        def find_job(self, info: StepRunInfo) -> JobHandle | None:
+            if self.failures:
+                self.failures -= 1
+                raise Throttled("rate limit exceeded")
+            return super().find_job(info)
+
+    operator = Flaky([DONE], clock=clock.now, sleep=clock.sleep)
+    assert operator.lookup(INFO) is None  # two throttled tries, then "no such job"
+    operator.launch(INFO, ["cmd"])
+    operator.failures = 1
+    recorder = Recorder()
+    found = operator.lookup(INFO, recorder)
+    assert found is not None and found[1].state is JobState.SUCCEEDED
+    assert len(recorder.warnings) == 1 and "rate limit" in recorder.warnings[0]

@@ -281,13 +281,18 @@ class StepLauncher:
         if stored is not None:
             entry.state = "SUCCEEDED" if stored.status == "succeeded" else "FAILED"
             entry.message = "result already stored; nothing submitted"
-            entry.handle = self.operator.find_job(info)
+            try:
+                found = self.operator.lookup(info, self.observer)
+            except Exception as error:  # the result is stored: showing its job is a nicety
+                self.observer.on_warning(f"the result is stored; its job was not found: {error}")
+                found = None
+            entry.handle = found[0] if found else None
             self.index.record(entry)
-            if entry.handle is not None:
+            if found is not None:
                 # Show the finished job as a live launch would have: its logs and end state.
-                self.observer.on_job(entry.handle, True)
-                self.operator.stream_logs(entry.handle, None, self.observer)
-                self.observer.on_status(self.operator.get_status(entry.handle))
+                self.observer.on_job(found[0], True)
+                self.operator.stream_logs(found[0], None, self.observer)
+                self.observer.on_status(found[1])
             return self._value_of(stored, entry.handle)
         command = self.entrypoint_command(info_uri, info_sha)
         self.index.record(entry)
@@ -319,8 +324,8 @@ class StepLauncher:
         """Whether a multi-process step's job is still running (its other nodes may fail)."""
         if self.operator.world_size(info) == 1:
             return False
-        handle = self.operator.find_job(info)
-        return handle is not None and not self.operator.get_status(handle).state.is_terminal
+        found = self.operator.lookup(info, self.observer)
+        return found is not None and not found[1].state.is_terminal
 
     def _stored_result(self, info: StepRunInfo) -> ResultRecord | None:
         """Rank 0's result record; in a multi-process step, the first failure of any rank."""

@@ -504,6 +504,22 @@ class StepOperator(ABC):
                 )
                 self._stop_after_interrupt(info, handle, observer, int(signal_number))
 
+    def lookup(
+        self, info: StepRunInfo, observer: LaunchObserver | None = None
+    ) -> tuple[JobHandle, JobStatus] | None:
+        """The job of this step attempt and its status, if there is one.
+
+        Transient errors are waited out within ``transient_budget``, as in ``launch``.
+        """
+        observer = observer or LaunchObserver()
+        handle = self._patiently(lambda: self.find_job(info), "looking for the job", observer)
+        if handle is None:
+            return None
+        status = self._patiently(
+            lambda: self.get_status(handle), f"asking for the status of {handle.name}", observer
+        )
+        return handle, status
+
     def _patiently(self, call: Callable[[], T], what: str, observer: LaunchObserver) -> T:
         """Make a control-plane call, waiting out transient errors within the budget."""
         delays = self.poll_policy.delays()
