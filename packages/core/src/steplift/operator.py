@@ -512,13 +512,19 @@ class StepOperator(ABC):
         Transient errors are waited out within ``transient_budget``, as in ``launch``.
         """
         observer = observer or LaunchObserver()
-        handle = self._patiently(lambda: self.find_job(info), "looking for the job", observer)
+        handle = self._find_job_patiently(info, observer)
         if handle is None:
             return None
         status = self._patiently(
             lambda: self.get_status(handle), f"asking for the status of {handle.name}", observer
         )
         return handle, status
+
+    def _find_job_patiently(self, info: StepRunInfo, observer: LaunchObserver) -> JobHandle | None:
+        """``find_job``, transient errors waited out within the budget."""
+        return self._patiently(
+            lambda: self._call(lambda: self.find_job(info)), "looking for the job", observer
+        )
 
     def _patiently(self, call: Callable[[], T], what: str, observer: LaunchObserver) -> T:
         """Make a control-plane call, waiting out transient errors within the budget."""
@@ -553,9 +559,7 @@ class StepOperator(ABC):
                     return handle
         except Exception as error:  # a receipt is a shortcut; the provider is the truth
             observer.on_warning(f"could not read the receipt {uri}: {error}")
-        return self._patiently(
-            lambda: self._call(lambda: self.find_job(info)), "looking for the job", observer
-        )
+        return self._find_job_patiently(info, observer)
 
     def _submit(
         self, info: StepRunInfo, entrypoint_command: list[str], observer: LaunchObserver
@@ -570,9 +574,7 @@ class StepOperator(ABC):
                 if not self.is_transient_error(error):
                     raise
                 # The create may have gone through before the error: never submit blindly.
-                existing = self._patiently(
-                    lambda: self._call(lambda: self.find_job(info)), "looking for the job", observer
-                )
+                existing = self._find_job_patiently(info, observer)
                 if existing is not None:
                     return existing
                 raise
