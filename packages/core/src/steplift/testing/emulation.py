@@ -430,9 +430,17 @@ class NodeGroup:
         self.processes = [make_node(rank, self._node_exited) for rank in range(nodes)]
 
     def start(self) -> Self:
-        """Start every node."""
+        """Start every node, unless the group is already ending.
+
+        Each start holds the group's lock, so a node that fails (or a terminate) while later
+        nodes are still being started stops the ones started and none starts after it: a
+        never-started node's exit code stays None.
+        """
         for process in self.processes:
-            process.start()
+            with self._lock:
+                if self._failed is not None or self._stopping:
+                    break
+                process.start()
         return self
 
     def _node_exited(self, process: JobProcess) -> None:
@@ -460,8 +468,14 @@ class NodeGroup:
         return any(process.timed_out for process in self.processes)
 
     def wait(self, timeout: float | None = None) -> list[int | None]:
-        """Wait (bounded by ``timeout`` per node) until every node ended; their exit codes."""
-        return [process.wait(timeout) for process in self.processes]
+        """Wait (bounded by ``timeout`` per node) until every started node ended; exit codes.
+
+        A node never started (the group ended before its turn) has None.
+        """
+        return [
+            process.wait(timeout) if process.pid is not None else None
+            for process in self.processes
+        ]
 
     def is_running(self) -> bool:
         """True while any started node's process has not ended."""
