@@ -103,7 +103,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'steplift' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    from steplift.interrupts import deferred_interrupts
+
+    with deferred_interrupts():  # an import cut in half leaves broken models behind
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from steplift.errors import ConfigError
-from steplift.operator import StepOperator, StepOperatorConfig, deferred_interrupts
+from steplift.interrupts import deferred_interrupts
+from steplift.operator import StepOperator, StepOperatorConfig
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 
 CONFIG_ENV = "STEPLIFT_CONFIG"
@@ -184,14 +185,12 @@ def validate_operator(entry: OperatorEntry) -> StepOperatorConfig:
     from steplift.registry import get_flavor
 
     try:
-        flavor = get_flavor(entry.flavor)
+        flavor = get_flavor(entry.flavor)  # loaded whole: Ctrl-C is held meanwhile
     except ConfigError as error:
         raise ConfigError(
             error.problem, file=entry.source, operator=entry.name, field="flavor"
         ) from None
-    # A Ctrl-C landing inside pydantic's compiled validators comes out as a validation error
-    # of a valid field (seen in the chaos run: "should match pattern" for a matching name);
-    # held until validation ends, it stays an interrupt.
+    # The config class may be imported only now (and its validator built): hold Ctrl-C.
     with deferred_interrupts():
         return flavor.validate_config(entry.fields, file=entry.source, operator=entry.name)
 

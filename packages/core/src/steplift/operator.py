@@ -17,12 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from types import FrameType
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from steplift.errors import ConfigError, LostContact, StepCancelled, StepFailed, StepTimeout
+from steplift.interrupts import Terminated, deferred_interrupts, sigterm_as_interrupt
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_error_from
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 from steplift.secrets import SECRETS_ENV
@@ -80,59 +80,6 @@ class LaunchObserver:
 
     def on_warning(self, message: str) -> None:
         """Something went wrong that does not stop the step (e.g. a log read failed)."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C while a launch is waiting."""
-
-    def __init__(self, signal_number: int) -> None:
-        super().__init__(signal_number)
-        self.signal_number = signal_number
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` for the duration (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum: int, _frame: FrameType | None) -> None:
-        raise Terminated(signum)
-
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them (main thread only).
-
-    For work that must not be cut in half, such as the first import of a cloud SDK: an
-    import interrupted midway leaves a partly initialised module behind, and every later use
-    of the SDK in this process fails.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-
-    def hold(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if received:
-            if received[0] == signal.SIGINT:
-                raise KeyboardInterrupt
-            raise Terminated(received[0])
 
 
 class StatusBatcher:
@@ -810,6 +757,7 @@ class Flavor(ABC):
         poll_policy: PollPolicy | None = None,
     ) -> StepOperator:
         """Build an operator from a validated config (no API call is made)."""
-        return self.implementation_class(
-            config, name=name, clock=clock, sleep=sleep, poll_policy=poll_policy
-        )
+        with deferred_interrupts():  # the operator's module may be imported only now
+            return self.implementation_class(
+                config, name=name, clock=clock, sleep=sleep, poll_policy=poll_policy
+            )

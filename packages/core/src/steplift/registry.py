@@ -6,6 +6,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 from steplift.errors import FlavorNotFound
+from steplift.interrupts import deferred_interrupts
 from steplift.operator import Flavor
 
 FLAVOR_GROUP = "steplift.flavors"
@@ -33,11 +34,11 @@ def get_flavor(name: str) -> Flavor:
     if entry is None:
         raise FlavorNotFound(name, list(installed), install_hint(name))
     try:
-        flavor_class = entry.load()
+        with deferred_interrupts():  # an import cut in half leaves broken models behind
+            flavor = entry.load()()
     except ImportError as error:
         hint = install_hint(name) or f"its package failed to import: {error}"
         raise FlavorNotFound(name, [other for other in installed if other != name], hint) from error
-    flavor = flavor_class()
     if not isinstance(flavor, Flavor):
         raise FlavorNotFound(name, list(installed), f"{entry.value} is not a steplift Flavor")
     return flavor

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
 
 from steplift.errors import ConfigError
+from steplift.interrupts import deferred_interrupts
 
 STORE_GROUP = "steplift.stores"
 
@@ -102,8 +103,8 @@ def store_for_uri(uri: str) -> ArtifactStore:
 
     for entry in entry_points(group=STORE_GROUP):
         if entry.name == scheme:
-            factory = entry.load()
-            store = factory()
+            with deferred_interrupts():  # an import cut in half leaves broken models behind
+                store = entry.load()()
             if not isinstance(store, ArtifactStore):
                 raise ConfigError(f"entry point {entry.value} is not an artifact store")
             return store

@@ -37,9 +37,10 @@ from typing import Any, ClassVar, Protocol
 import pytest
 
 from steplift.errors import ConfigError, StepCancelled, StepFailed, StepTimeout
+from steplift.interrupts import Terminated
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
-from steplift.operator import RECEIPT, LaunchObserver, StepOperator, Terminated
+from steplift.operator import RECEIPT, LaunchObserver, StepOperator
 from steplift.registry import get_flavor
 from steplift.runs import Run, RunIndex
 from steplift.states import FailureKind, JobState
