@@ -65,7 +65,11 @@ class Backend:
             if self.shared is None:
                 self.shared = AzureMLStepOperator(config).share_clients()
             return AzureMLStepOperator(
-                config, name="bench", clock=clock, sleep=sleep, poll_policy=poll_policy,
+                config,
+                name="bench",
+                clock=clock,
+                sleep=sleep,
+                poll_policy=poll_policy,
                 **self.shared,
             )
         return flavor.create(
@@ -150,9 +154,7 @@ def _sagemaker(mode: str) -> Iterator[Backend]:
 def _vertex(mode: str) -> Iterator[Backend]:
     from steplift_vertex.emulator.server import VertexEmulator
 
-    with VertexEmulator(mode, buckets=(BUCKET,)) as emulator, _environment(
-        emulator.client_env()
-    ):
+    with VertexEmulator(mode, buckets=(BUCKET,)) as emulator, _environment(emulator.client_env()):
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
@@ -194,8 +196,9 @@ def _azureml(mode: str) -> Iterator[Backend]:
     from steplift_azureml.emulator.service import AzureMLEmulator
 
     quiet = {key: "" for key in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")}
-    with AzureMLEmulator(mode, azurite=True, retry_after_ms=10) as emulator, _environment(
-        {**quiet, **emulator.client_env()}
+    with (
+        AzureMLEmulator(mode, azurite=True, retry_after_ms=10) as emulator,
+        _environment({**quiet, **emulator.client_env()}),
     ):
         assert emulator.storage_connection_string is not None
         service = BlobServiceClient.from_connection_string(emulator.storage_connection_string)
@@ -223,4 +226,3 @@ def _azureml(mode: str) -> Iterator[Backend]:
             raw_upload=upload,
             raw_download=download,
         )
-

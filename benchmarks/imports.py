@@ -150,8 +150,10 @@ def time_programs(
     base_samples: dict[str, list[float]] = {python: [] for python in baselines}
     loaded: dict[str, dict[str, Any]] = {}
     for round_number in range(rounds + 1):  # round 0 warms the file cache and is dropped
-        base = {python: _run_once(Program("pass", (python, "-c", "pass")), env)[0]
-                for python in baselines}
+        base = {
+            python: _run_once(Program("pass", (python, "-c", "pass")), env)[0]
+            for python in baselines
+        }
         for program in programs:
             elapsed, report = _run_once(program, env)
             if round_number == 0:

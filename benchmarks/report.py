@@ -24,9 +24,9 @@ def _verdict(ok: bool) -> str:
 
 def _ms(data: dict[str, Any]) -> str:
     figure = _fig(data)
-    return Figure(
-        figure.median * 1000, figure.low * 1000, figure.high * 1000, figure.runs
-    ).show(" ms", 0)
+    return Figure(figure.median * 1000, figure.low * 1000, figure.high * 1000, figure.runs).show(
+        " ms", 0
+    )
 
 
 def _failed(section: dict[str, Any]) -> str | None:

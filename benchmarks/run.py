@@ -45,12 +45,24 @@ class Plan:
 
 
 FULL = Plan(
-    import_rounds=7, lag_runs=7, lag_minutes=30, payload_mib=1024, transfer_runs=5,
-    fanout_steps=1000, fanout_running_polls=3, cold_fanout_steps=50,
+    import_rounds=7,
+    lag_runs=7,
+    lag_minutes=30,
+    payload_mib=1024,
+    transfer_runs=5,
+    fanout_steps=1000,
+    fanout_running_polls=3,
+    cold_fanout_steps=50,
 )
 QUICK = Plan(
-    import_rounds=2, lag_runs=3, lag_minutes=5, payload_mib=16, transfer_runs=3,
-    fanout_steps=20, fanout_running_polls=1, cold_fanout_steps=0,
+    import_rounds=2,
+    lag_runs=3,
+    lag_minutes=5,
+    payload_mib=16,
+    transfer_runs=3,
+    fanout_steps=20,
+    fanout_running_polls=1,
+    cold_fanout_steps=0,
 )
 
 
@@ -86,16 +98,28 @@ def measure_all(plan: Plan, flavors: list[str], *, install_peers: bool) -> dict[
         results["lag"][flavor] = _guarded(
             f"lag {flavor}",
             lambda flavor=flavor: _child(
-                "lag.py", "--flavor", flavor, "--runs", str(plan.lag_runs),
-                "--minutes", str(plan.lag_minutes), timeout=1200,
+                "lag.py",
+                "--flavor",
+                flavor,
+                "--runs",
+                str(plan.lag_runs),
+                "--minutes",
+                str(plan.lag_minutes),
+                timeout=1200,
             ),
         )
     for flavor in flavors:
         results["transfer"][flavor] = _guarded(
             f"transfer {flavor}",
             lambda flavor=flavor: _child(
-                "transfer.py", "--flavor", flavor, "--mib", str(plan.payload_mib),
-                "--runs", str(plan.transfer_runs), timeout=1800,
+                "transfer.py",
+                "--flavor",
+                flavor,
+                "--mib",
+                str(plan.payload_mib),
+                "--runs",
+                str(plan.transfer_runs),
+                timeout=1800,
             ),
         )
     for kind, steps in (("fanout", plan.fanout_steps), ("fanout_cold", plan.cold_fanout_steps)):
@@ -103,8 +127,13 @@ def measure_all(plan: Plan, flavors: list[str], *, install_peers: bool) -> dict[
             results[kind][flavor] = _guarded(
                 f"{kind} {flavor}",
                 lambda flavor=flavor, kind=kind, steps=steps: _child(
-                    "fanout.py", "--flavor", flavor, "--steps", str(steps),
-                    "--running-polls", str(plan.fanout_running_polls),
+                    "fanout.py",
+                    "--flavor",
+                    flavor,
+                    "--steps",
+                    str(steps),
+                    "--running-polls",
+                    str(plan.fanout_running_polls),
                     *(["--cold"] if kind == "fanout_cold" else []),
                     timeout=steps * 1.5 + 600,
                 ),

@@ -473,8 +473,7 @@ class NodeGroup:
         A node never started (the group ended before its turn) has None.
         """
         return [
-            process.wait(timeout) if process.pid is not None else None
-            for process in self.processes
+            process.wait(timeout) if process.pid is not None else None for process in self.processes
         ]
 
     def is_running(self) -> bool:
