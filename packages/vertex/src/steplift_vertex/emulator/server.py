@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
@@ -169,7 +170,16 @@ class VertexEmulator(EmulatorBase):
         gcs = create_server(HOST, self.gcs_port, in_memory=True)
         gcs.start()
         # gcp-storage-emulator keeps its HTTP server on the API thread (`_api._httpd`).
-        port = gcs._api._httpd.server_address[1]
+        httpd = gcs._api._httpd
+        port = httpd.server_address[1]
+        print_error = httpd.handle_error
+
+        def handle_error(request: Any, client_address: Any) -> None:
+            # A client that went away mid-response (a killed launcher) is not an error.
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                print_error(request, client_address)
+
+        httpd.handle_error = handle_error
         for name in self.buckets:
             buckets.create_bucket(name, gcs._storage)
         self._gcs_server = gcs
