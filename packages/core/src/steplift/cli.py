@@ -354,8 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = _build_parser().parse_args(argv)
     from steplift.errors import ConfigError, StepCancelled, StepError, StepliftError
+    from steplift.interrupts import deferred_interrupts
 
     try:
+        with deferred_interrupts():
+            # The pydantic models every command uses, built whole: a Ctrl-C landing while
+            # pydantic builds a validator is swallowed and leaves the validator broken.
+            import steplift.models
+            import steplift.operator  # noqa: F401
         return _COMMANDS[args.command](args)
     except (ConfigError, _UsageError) as error:
         print(f"steplift: error: {error}", file=sys.stderr)
