@@ -274,3 +274,12 @@ def distributed(env: Mapping[str, str] | None = None) -> Distributed:
     env = os.environ if env is None else env
     gpus = _int(env, LOCAL_GPUS_VARIABLE, 0)
     return process_view(read_cluster(env), local_rank=0, processes_per_node=1, gpus=gpus)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (a job's rendezvous port)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

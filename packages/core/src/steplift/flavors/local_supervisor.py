@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from steplift.cluster import without_cluster  # standard library only, like this module
+from steplift.cluster import free_port, without_cluster  # standard library only, like this module
 
 CANCEL_GRACE = 10.0
 """Seconds a cancelled or timed-out job gets between SIGTERM and SIGKILL."""
@@ -49,13 +48,6 @@ def _stop(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
         for process in alive:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on right now (for a job's rendezvous)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _prefix_lines(stream: IO[bytes], log: IO[bytes], prefix: bytes, lock: threading.Lock) -> None:

@@ -36,6 +36,8 @@ from types import TracebackType
 from typing import IO, Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from steplift.cluster import free_port
+
 __all__ = [
     "CONTROL_PREFIX",
     "ControlAPI",
@@ -505,15 +507,6 @@ class NodeGroup:
             stopper.start()
         for stopper in stoppers:
             stopper.join()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (a job's rendezvous port)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def group_alive(pgid: int) -> bool:
