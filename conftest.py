@@ -3,6 +3,7 @@ from the developer's environment."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from hypothesis import HealthCheck, settings
 # not what they test, so no per-example deadline and no slow-generation health check.
 settings.register_profile("steplift", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("steplift")
+
+# A suite started in the background (nohup, or `&` in a shell without job control) inherits
+# Ctrl-C ignored, and so would every process it starts; the interrupt tests need it delivered.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
