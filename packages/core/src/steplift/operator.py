@@ -462,15 +462,20 @@ class StepOperator(ABC):
         handle = self._find_job_patiently(info, observer)
         if handle is None:
             return None
-        status = self._patiently(
-            lambda: self.get_status(handle), f"asking for the status of {handle.name}", observer
-        )
-        return handle, status
+        return handle, self._status_patiently(handle, observer)
 
     def _find_job_patiently(self, info: StepRunInfo, observer: LaunchObserver) -> JobHandle | None:
         """``find_job``, transient errors waited out within the budget."""
         return self._patiently(
             lambda: self._call(lambda: self.find_job(info)), "looking for the job", observer
+        )
+
+    def _status_patiently(self, handle: JobHandle, observer: LaunchObserver) -> JobStatus:
+        """The job's current status, transient errors waited out within the budget."""
+        return self._patiently(
+            lambda: self._current_status(handle),
+            f"asking for the status of {handle.name}",
+            observer,
         )
 
     def _patiently(self, call: Callable[[], T], what: str, observer: LaunchObserver) -> T:
@@ -551,11 +556,7 @@ class StepOperator(ABC):
         last: JobStatus | None = None
         while True:
             try:
-                status = self._patiently(
-                    lambda: self._current_status(handle),
-                    f"asking for the status of {handle.name}",
-                    observer,
-                )
+                status = self._status_patiently(handle, observer)
             except Exception as error:
                 if not self.is_transient_error(error):
                     raise
@@ -665,11 +666,7 @@ class StepOperator(ABC):
         give_up = self.clock() + self.cancel_timeout
         delays = self.poll_policy.delays()
         while True:
-            status = self._patiently(
-                lambda: self._current_status(handle),
-                f"asking for the status of {handle.name}",
-                observer,
-            )
+            status = self._status_patiently(handle, observer)
             observer.on_status(status)
             if status.state.is_terminal:
                 return status
