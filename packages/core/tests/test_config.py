@@ -156,23 +156,26 @@ def test_missing_cloud_flavor_names_the_extra(
 def test_ctrl_c_during_config_validation_stays_an_interrupt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # pydantic's compiled validators can turn an interrupt landing inside them into a
-    # validation error of a valid field: validation holds Ctrl-C until it is done.
+    # An interrupt landing while pydantic builds a config class's validator is swallowed and
+    # leaves a validator that refuses valid fields: validation, which may import the config
+    # class only now, holds Ctrl-C until it is done.
     import os
     import signal
 
     from steplift import registry
     from steplift.config import OperatorEntry, validate_operator
     from steplift.flavors.local import LocalFlavor
+    from steplift.operator import StepOperatorConfig
 
     class Interrupted(LocalFlavor):
         validated = False
 
-        def validate_config(self, fields: dict[str, object], **where: object) -> object:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands mid-validation
-            config = super().validate_config(fields, **where)  # type: ignore[arg-type]
+        @property
+        def config_class(self) -> type[StepOperatorConfig]:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands while the class is imported
+            config_class = super().config_class
             Interrupted.validated = True
-            return config
+            return config_class
 
     monkeypatch.setattr(registry, "get_flavor", lambda name: Interrupted())
     entry = OperatorEntry("mine", "local", {}, "steplift.toml")

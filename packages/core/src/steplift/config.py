@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from steplift.errors import ConfigError
-from steplift.interrupts import deferred_interrupts
 from steplift.operator import StepOperator, StepOperatorConfig
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 
@@ -190,9 +189,7 @@ def validate_operator(entry: OperatorEntry) -> StepOperatorConfig:
         raise ConfigError(
             error.problem, file=entry.source, operator=entry.name, field="flavor"
         ) from None
-    # The config class may be imported only now (and its validator built): hold Ctrl-C.
-    with deferred_interrupts():
-        return flavor.validate_config(entry.fields, file=entry.source, operator=entry.name)
+    return flavor.validate_config(entry.fields, file=entry.source, operator=entry.name)
 
 
 def create_operator(

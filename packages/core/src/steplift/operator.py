@@ -739,10 +739,12 @@ class Flavor(ABC):
         operator: str | None = None,
     ) -> StepOperatorConfig:
         """Validate raw config fields; one ConfigError naming file, operator, field and value."""
-        try:
-            return self.config_class.model_validate(dict(fields))
-        except ValidationError as error:
-            raise config_error_from(error, file=file, operator=operator) from None
+        # Ctrl-C is held: the config class may be imported (its validator built) only now.
+        with deferred_interrupts():
+            try:
+                return self.config_class.model_validate(dict(fields))
+            except ValidationError as error:
+                raise config_error_from(error, file=file, operator=operator) from None
 
     def create(
         self,
