@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from steplift.launch import LaunchPolicy
 from steplift.operator import StepOperator
-from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.registry import get_flavor
 from steplift.testing.emulation import EmulatorBase
 
@@ -53,7 +54,7 @@ class Backend:
         *,
         clock: Clock = DEFAULT_CLOCK,
         sleep: Sleep = DEFAULT_SLEEP,
-        poll_policy: PollPolicy | None = None,
+        policy: LaunchPolicy | None = None,
     ) -> StepOperator:
         """A fresh operator of this flavor pointed at the emulator (Azure ML ones share clients)."""
         flavor = get_flavor(self.flavor)
@@ -69,12 +70,10 @@ class Backend:
                 name="bench",
                 clock=clock,
                 sleep=sleep,
-                poll_policy=poll_policy,
+                policy=policy,
                 **self.shared,
             )
-        return flavor.create(
-            config, name="bench", clock=clock, sleep=sleep, poll_policy=poll_policy
-        )
+        return flavor.create(config, name="bench", clock=clock, sleep=sleep, policy=policy)
 
     def finish(self, job_id: str) -> None:
         """Make the provider report the job as succeeded from its next status call on."""

@@ -90,10 +90,10 @@ def launch_one(step: str, value: int) -> int:
 @contextmanager
 def local_backend(root: Path, report: Report) -> Iterator[tuple[str, Callable[[], int]]]:
     """The local flavor: no emulator; jobs are supervised processes under ``root``."""
-    from steplift.flavors.local import LocalFlavor, LocalStepOperator
+    from steplift.flavors.local import FLAVOR, LocalStepOperator
     from steplift.models import JobHandle
 
-    flavor = LocalFlavor()
+    flavor = FLAVOR
     operator = flavor.create(flavor.validate_config({"root": str(root / "local")}))
     assert isinstance(operator, LocalStepOperator)
 

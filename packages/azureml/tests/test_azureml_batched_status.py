@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from steplift.testing.emulation import Faults
 from steplift_azureml.emulator.azurite import Azurite
 from steplift_azureml.emulator.jobs import STATUSES
 from steplift_azureml.emulator.service import AzureMLEmulator
-from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.operator import (
     ATTEMPT_TAG,
     AzureMLStepOperator,
@@ -61,7 +62,7 @@ def make_operator(
     clock: ConformanceClock | None = None,
     **overrides: Any,
 ) -> AzureMLStepOperator:
-    config = AzureMLFlavor().validate_config(operator_fields(emulator, **overrides))
+    config = FLAVOR.validate_config(operator_fields(emulator, **overrides))
     clock = clock or ConformanceClock(real_pause=0)
     return AzureMLStepOperator(
         config,
@@ -277,7 +278,7 @@ def test_concurrent_launches_share_their_status_calls(
     batched: bool,
 ) -> None:
     operator = make_operator(emulator, shared)
-    monkeypatch.setattr(operator, "batched_status", batched)
+    monkeypatch.setattr(operator, "policy", replace(operator.policy, batched_status=batched))
     emulator.script(None, SCRIPT)
     run = f"fleet-{'on' if batched else 'off'}-{next(_numbers)}"
     infos = [step_info(run, f"s{number}") for number in range(LAUNCHES)]

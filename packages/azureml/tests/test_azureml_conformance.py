@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from steplift.states import FailureKind
 from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
 from steplift_azureml.config import AzureMLStepOperatorConfig
 from steplift_azureml.emulator.service import AzureMLEmulator
-from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.operator import AzureMLStepOperator
 
 # azure-ai-ml 1.35 declares marshmallow schemas with an option marshmallow 3.2x deprecates.
@@ -61,14 +62,14 @@ class EmulatorBackend(EmulatedBackend):
             **operator.share_clients(),
             clock=operator.clock,
             sleep=operator.sleep,
-            poll_policy=operator.poll_policy,
+            policy=operator.policy,
         )
 
 
 @pytest.fixture(scope="module")
 def shared_operator(execute_emulator: AzureMLEmulator) -> Iterator[AzureMLStepOperator]:
     """One MLClient for the module (building one costs the SDK's import and setup)."""
-    config = AzureMLFlavor().validate_config(operator_fields(execute_emulator, spot=True))
+    config = FLAVOR.validate_config(operator_fields(execute_emulator, spot=True))
     operator = AzureMLStepOperator(config)
     operator.share_clients()  # build the clients once
     yield operator
@@ -88,7 +89,10 @@ class TestAzureMLConformance(StepOperatorConformance):
             **shared_operator.share_clients(),
             clock=clock.now,
             sleep=clock.sleep,
-            poll_policy=PollPolicy(initial=0.5, factor=1.5, maximum=5.0),
+            policy=replace(
+                AzureMLStepOperator.launch_policy,
+                poll=PollPolicy(initial=0.5, factor=1.5, maximum=5.0),
+            ),
         )
 
     @pytest.fixture

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,20 @@ from steplift.states import FailureKind, JobState
 from steplift.testing import steps
 from steplift.testing.emulation import group_alive
 from steplift_azureml.emulator.service import AzureMLEmulator
-from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.operator import AzureMLStepOperator
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 FAST = PollPolicy(initial=0.05, factor=1.5, maximum=0.2)
+FAST_POLICY = replace(AzureMLStepOperator.launch_policy, poll=FAST)
 _numbers = iter(range(1, 1_000_000))
 
 
 @pytest.fixture(scope="module")
 def shared(execute_emulator: AzureMLEmulator) -> AzureMLStepOperator:
-    config = AzureMLFlavor().validate_config(operator_fields(execute_emulator))
+    config = FLAVOR.validate_config(operator_fields(execute_emulator))
     operator = AzureMLStepOperator(config)
     operator.share_clients()
     return operator
@@ -47,8 +49,8 @@ def shared(execute_emulator: AzureMLEmulator) -> AzureMLStepOperator:
 def make_operator(
     emulator: AzureMLEmulator, shared: AzureMLStepOperator, **overrides: Any
 ) -> AzureMLStepOperator:
-    config = AzureMLFlavor().validate_config(operator_fields(emulator, **overrides))
-    return AzureMLStepOperator(config, name="azure", poll_policy=FAST, **shared.share_clients())
+    config = FLAVOR.validate_config(operator_fields(emulator, **overrides))
+    return AzureMLStepOperator(config, name="azure", policy=FAST_POLICY, **shared.share_clients())
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
@@ -162,7 +164,7 @@ def test_relaunch_adopts_the_named_job(
     first = operator.submit(info, command, operator.job_environment(info))
     created = execute_emulator.created_jobs
     # A new process (new operator, new clients) launching the same attempt adopts the job.
-    fresh = AzureMLStepOperator(operator.config, poll_policy=FAST)
+    fresh = AzureMLStepOperator(operator.config, policy=FAST_POLICY)
     adopted: list[bool] = []
 
     class Watch(LaunchObserver):
@@ -366,8 +368,8 @@ def test_stopping_the_emulator_leaves_nothing_running() -> None:
         for key, value in emulator.client_env().items():
             patch.setenv(key, value)
         try:
-            config = AzureMLFlavor().validate_config(operator_fields(emulator))
-            operator = AzureMLStepOperator(config, poll_policy=FAST)
+            config = FLAVOR.validate_config(operator_fields(emulator))
+            operator = AzureMLStepOperator(config, policy=FAST_POLICY)
             info = StepRunInfo(
                 pipeline="stop",
                 run=run_name("stop"),

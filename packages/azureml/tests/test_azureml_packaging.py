@@ -19,7 +19,7 @@ from steplift.registry import get_flavor
 from steplift.store import store_for_uri
 from steplift.testing.processes import modules_loaded_by
 from steplift_azureml.emulator.azurite import Azurite, find_azurite
-from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.resources import resolve_vm_size, vm_size_for_gpu
 from steplift_azureml.store import AzureBlobArtifactStore
 
@@ -56,7 +56,7 @@ def test_the_operator_imports_no_boto3_or_google() -> None:
 
 
 def test_flavor_and_store_are_registered_entry_points() -> None:
-    assert isinstance(get_flavor("azureml"), AzureMLFlavor)
+    assert get_flavor("azureml") is FLAVOR
     assert isinstance(store_for_uri("azureblob://acct123/container/x"), AzureBlobArtifactStore)
 
 
@@ -82,7 +82,7 @@ def test_flavor_and_store_are_registered_entry_points() -> None:
 def test_invalid_config_names_the_field(changes: dict[str, Any], field: str) -> None:
     fields = {key: value for key, value in {**VALID, **changes}.items() if value is not None}
     with pytest.raises(ConfigError) as caught:
-        AzureMLFlavor().validate_config(fields, file="steplift.toml", operator="gpu")
+        FLAVOR.validate_config(fields, file="steplift.toml", operator="gpu")
     assert caught.value.field == field
     assert "\n" not in str(caught.value)
 

@@ -21,7 +21,7 @@ from steplift.states import FailureKind, JobState
 from steplift.store import LocalArtifactStore
 from steplift.testing.emulation import EmulatorControl, Faults
 from steplift_azureml.emulator.service import AzureMLEmulator
-from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.operator import AzureMLStepOperator
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
@@ -62,7 +62,7 @@ def make_operator(
     clock: VirtualClock | None = None,
     **overrides: Any,
 ) -> AzureMLStepOperator:
-    config = AzureMLFlavor().validate_config(operator_fields(emulator, **overrides))
+    config = FLAVOR.validate_config(operator_fields(emulator, **overrides))
     clock = clock or VirtualClock()
     return AzureMLStepOperator(
         config,
@@ -583,7 +583,7 @@ def test_transient_errors_are_recognised() -> None:
     from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
     operator = AzureMLStepOperator(
-        AzureMLFlavor().validate_config(
+        FLAVOR.validate_config(
             {
                 "subscription_id": "11111111-2222-3333-4444-555555555555",
                 "resource_group": "rg",

@@ -18,7 +18,7 @@ from steplift.runs import RunIndex
 from steplift.testing import steps
 from steplift_azureml.client import make_credential, make_ml_client
 from steplift_azureml.emulator.service import AzureMLEmulator
-from steplift_azureml.flavor import AzureMLFlavor
+from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.keyvault import KeyVaultSecretResolver, parse_reference
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
@@ -70,7 +70,7 @@ def test_the_step_sees_the_secret_and_nothing_else_does(
     job_id = record.handle.job_id
 
     # The job definition and what jobs.get/list return carry the reference, never the value.
-    config = AzureMLFlavor().validate_config(operator_fields(execute_emulator))
+    config = FLAVOR.validate_config(operator_fields(execute_emulator))
     ml_client = make_ml_client(config, make_credential(config))
     got = json.dumps(ml_client.jobs.get(job_id)._to_dict(), default=str)
     listed = json.dumps([job._to_dict() for job in ml_client.jobs.list()], default=str)
@@ -171,7 +171,7 @@ def test_a_bad_reference_is_refused_with_zero_api_calls(
 ) -> None:
     before = len(execute_emulator.requests.list())
     with pytest.raises(ConfigError) as caught:
-        AzureMLFlavor().validate_config(
+        FLAVOR.validate_config(
             operator_fields(execute_emulator, secrets={"API_TOKEN": bad}),
             file="steplift.toml",
             operator="azure",

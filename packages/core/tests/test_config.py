@@ -164,10 +164,10 @@ def test_ctrl_c_during_config_validation_stays_an_interrupt(
 
     from steplift import registry
     from steplift.config import OperatorEntry, validate_operator
-    from steplift.flavors.local import LocalFlavor
-    from steplift.operator import StepOperatorConfig
+    from steplift.flavors.local import FLAVOR
+    from steplift.operator import Flavor, StepOperatorConfig
 
-    class Interrupted(LocalFlavor):
+    class Interrupted(Flavor):
         validated = False
 
         @property
@@ -177,7 +177,11 @@ def test_ctrl_c_during_config_validation_stays_an_interrupt(
             Interrupted.validated = True
             return config_class
 
-    monkeypatch.setattr(registry, "get_flavor", lambda name: Interrupted())
+    monkeypatch.setattr(
+        registry,
+        "get_flavor",
+        lambda name: Interrupted(name="local", config=FLAVOR.config, operator=FLAVOR.operator),
+    )
     entry = OperatorEntry("mine", "local", {}, "steplift.toml")
     with pytest.raises(KeyboardInterrupt):
         validate_operator(entry)

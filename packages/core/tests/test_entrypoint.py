@@ -13,7 +13,7 @@ import pytest
 from steplift.entrypoint import StepEntrypointConfiguration, main
 from steplift.errors import ConfigError, IntegrityError, StepFailed
 from steplift.execution import ExecutionInfo, ResultRecord
-from steplift.flavors.local import LocalFlavor, LocalStepOperator
+from steplift.flavors.local import FLAVOR, LocalStepOperator
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.runs import Run, RunIndex
 from steplift.store import LocalArtifactStore
@@ -32,7 +32,7 @@ class Planted:
 
 @pytest.fixture
 def launcher(tmp_path: Path) -> StepLauncher:
-    flavor = LocalFlavor()
+    flavor = FLAVOR
     operator = flavor.create(flavor.validate_config({"root": str(tmp_path / "local")}))
     assert isinstance(operator, LocalStepOperator)
     return StepLauncher(operator, index=RunIndex(tmp_path / "runs"))

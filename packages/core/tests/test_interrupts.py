@@ -8,8 +8,9 @@ import signal
 import pytest
 
 from steplift import registry
-from steplift.flavors.local import LocalFlavor
+from steplift.flavors.local import FLAVOR
 from steplift.interrupts import Terminated, deferred_interrupts
+from steplift.operator import Flavor
 
 
 def test_nested_blocks_deliver_once_when_the_outermost_ends() -> None:
@@ -46,11 +47,11 @@ def test_a_flavor_interrupted_while_it_loads_is_loaded_whole(
         name = "mine"
         value = "tests:Mine"
 
-        def load(self) -> type[LocalFlavor]:
+        def load(self) -> Flavor:
             if not loaded:
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands mid-import
             loaded.append("the rest of the module")
-            return LocalFlavor
+            return FLAVOR
 
     monkeypatch.setattr(registry, "installed_flavors", lambda: {"mine": Entry()})
     registry.get_flavor.cache_clear()
@@ -58,6 +59,6 @@ def test_a_flavor_interrupted_while_it_loads_is_loaded_whole(
         with pytest.raises(KeyboardInterrupt):
             registry.get_flavor("mine")
         assert loaded == ["the rest of the module"]  # held until the load ended
-        assert isinstance(registry.get_flavor("mine"), LocalFlavor)  # the next load is fine
+        assert registry.get_flavor("mine") is FLAVOR  # the next load is fine
     finally:
         registry.get_flavor.cache_clear()

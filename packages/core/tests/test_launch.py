@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from steplift.errors import StepCancelled, StepFailed, StepTimeout
+from steplift.launch import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import LaunchObserver, StepOperator, StepOperatorConfig
 from steplift.polling import PollPolicy
@@ -122,7 +123,9 @@ def clock() -> ConformanceClock:
 
 
 def test_polls_fast_then_backs_off_to_the_cap(clock: ConformanceClock) -> None:
-    operator = make([RUNNING] * 12 + [DONE], clock, poll_policy=PollPolicy(0.5, 2.0, 4.0))
+    operator = make(
+        [RUNNING] * 12 + [DONE], clock, policy=LaunchPolicy(poll=PollPolicy(0.5, 2.0, 4.0))
+    )
     operator.launch(INFO, ["cmd"])
     assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
 
@@ -203,7 +206,7 @@ def test_unconfirmed_cancel_gives_up_within_its_bound(clock: ConformanceClock) -
     with pytest.raises(StepTimeout, match="asked to stop"):
         operator.launch(info, ["cmd"], observer=recorder)
     assert any("did not confirm" in warning for warning in recorder.warnings)
-    assert clock.time - 1000.0 <= 5.0 + operator.cancel_timeout + 1
+    assert clock.time - 1000.0 <= 5.0 + operator.policy.cancel_timeout + 1
 
 
 def test_a_second_interrupt_detaches_with_instructions(clock: ConformanceClock) -> None:
@@ -306,9 +309,9 @@ def test_the_transient_budget_is_bounded(clock: ConformanceClock) -> None:
     assert "cancel" not in operator.calls
     spent = clock.time - 1000.0
     assert (
-        operator.transient_budget
+        operator.policy.transient_budget
         <= spent
-        <= operator.transient_budget + operator.poll_policy.maximum
+        <= operator.policy.transient_budget + operator.policy.poll.maximum
     )
 
 
@@ -355,13 +358,16 @@ def test_the_result_signal_cuts_the_completion_lag(
 ) -> None:
     finish = 1000.0 + 100.0  # the step ends 100 s in, deep into the 60 s polling cap
     operator = TimedOperator(
-        finish, clock=clock.now, sleep=clock.sleep, poll_policy=PollPolicy(1.0, 2.0, 60.0)
+        finish,
+        clock=clock.now,
+        sleep=clock.sleep,
+        policy=LaunchPolicy(poll=PollPolicy(1.0, 2.0, 60.0)),
     )
     signal = (lambda: clock.now() >= finish) if signalled else None
     operator.launch(INFO, ["cmd"], done_signal=signal)
     lag = clock.now() - finish
     if signalled:
-        assert lag <= operator.signal_interval + operator.poll_policy.initial
+        assert lag <= operator.policy.signal_interval + operator.policy.poll.initial
     else:
         assert lag > 10  # the backoff had grown to tens of seconds
     assert operator.calls.count("get_status") <= 10  # the signal adds no status calls
@@ -375,9 +381,11 @@ def test_result_signal_checks_are_shared_by_the_launches_in_flight(
     def checks(signal_rate: float) -> tuple[int, float, set[str]]:
         start = clock.now()
         operator = TimedOperator(
-            start + 100.0, clock=clock.now, sleep=clock.sleep, poll_policy=PollPolicy(1, 2, 60)
+            start + 100.0,
+            clock=clock.now,
+            sleep=clock.sleep,
+            policy=LaunchPolicy(poll=PollPolicy(1, 2, 60), signal_rate=signal_rate),
         )
-        operator.signal_rate = signal_rate
         made: list[str] = []
 
         def signal() -> bool:
@@ -387,7 +395,7 @@ def test_result_signal_checks_are_shared_by_the_launches_in_flight(
         operator.launch(INFO, ["cmd"], done_signal=signal)
         return len(made), clock.now() - start, set(made)
 
-    every_second, elapsed, threads = checks(StepOperator.signal_rate)
+    every_second, elapsed, threads = checks(LaunchPolicy().signal_rate)
     assert every_second >= elapsed / 2  # one launch in flight: about one check a second
     assert all(name.startswith("steplift-") for name in threads)  # on the call pool
     # A rate of one check per 4 s shared by the one launch in flight: a quarter as many.
@@ -409,19 +417,21 @@ class LogCountingOperator(TimedOperator):
         return super().read_logs(handle, cursor)
 
 
-@pytest.mark.parametrize("log_rate", [StepOperator.log_rate, 0.05])
+@pytest.mark.parametrize("log_rate", [LaunchPolicy().log_rate, 0.05])
 def test_log_reads_are_shared_by_the_launches_in_flight(
     clock: ConformanceClock, log_rate: float
 ) -> None:
     start = clock.now()
     operator = LogCountingOperator(
-        start + 300.0, clock=clock.now, sleep=clock.sleep, poll_policy=PollPolicy(1, 2, 10)
+        start + 300.0,
+        clock=clock.now,
+        sleep=clock.sleep,
+        policy=LaunchPolicy(poll=PollPolicy(1, 2, 10), log_rate=log_rate),
     )
-    operator.log_rate = log_rate
     recorder = Recorder()
     operator.launch(INFO, ["cmd"], observer=recorder)
     polls = operator.calls.count("get_status")
-    if log_rate == StepOperator.log_rate:
+    if log_rate == LaunchPolicy().log_rate:
         assert operator.log_reads == polls  # one launch: its logs after every poll
     else:  # one read per 20 s for the one launch in flight, and one at the end
         assert operator.log_reads <= 300 / 20 + 2 < polls
@@ -496,7 +506,7 @@ def test_a_flavor_without_multi_node_refuses_it_before_any_call(clock: Conforman
 class PooledOperator(ScriptedOperator):
     """Provider calls on the operator's pool; records which thread made each."""
 
-    call_workers = 2
+    launch_policy = LaunchPolicy(call_workers=2)
 
     def __init__(self, script: list[JobStatus], **kwargs: Any) -> None:
         super().__init__(script, **kwargs)

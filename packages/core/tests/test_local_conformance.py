@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from steplift.flavors.local import LocalFlavor, LocalStepOperator
+from steplift.flavors.local import FLAVOR, LocalStepOperator
 from steplift.models import JobHandle
 from steplift.operator import StepOperator
 from steplift.states import FailureKind
@@ -73,7 +73,7 @@ class TestLocalConformance(StepOperatorConformance):
 
     @pytest.fixture
     def operator(self, clock: ConformanceClock, tmp_path: Path) -> LocalStepOperator:
-        flavor = LocalFlavor()
+        flavor = FLAVOR
         config = flavor.validate_config({"root": str(tmp_path / "local")})
         operator = flavor.create(config, name="local", clock=clock.now, sleep=clock.sleep)
         assert isinstance(operator, LocalStepOperator)

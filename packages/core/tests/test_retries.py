@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from steplift.errors import StepFailed
-from steplift.flavors.local import LocalFlavor, LocalStepOperator
+from steplift.flavors.local import FLAVOR, LocalStepOperator
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
 from steplift.runs import Run, RunIndex
@@ -46,7 +46,7 @@ class ReclaimingSpot(LocalStepOperator):
 
 @pytest.fixture
 def operator(tmp_path: Path) -> ReclaimingSpot:
-    flavor = LocalFlavor()
+    flavor = FLAVOR
     return ReclaimingSpot(flavor.validate_config({"root": str(tmp_path / "local")}))
 
 

@@ -7,13 +7,13 @@ import json
 import pytest
 
 from steplift.errors import ConfigError, StepliftError
-from steplift.flavors.local import LocalFlavor
+from steplift.flavors.local import FLAVOR
 from steplift.models import StepRunInfo
 from steplift.secrets import SECRETS_ENV, resolve_into
 
 
 def test_only_references_go_into_the_job_environment() -> None:
-    flavor = LocalFlavor()
+    flavor = FLAVOR
     config = flavor.validate_config({"secrets": {"API_TOKEN": "vault://token"}})
     operator = flavor.create(config)
     info = StepRunInfo(pipeline="p", run="r", step="s", artifact_uri="/tmp/x")
@@ -24,7 +24,7 @@ def test_only_references_go_into_the_job_environment() -> None:
 
 def test_secret_names_must_be_environment_variable_names() -> None:
     with pytest.raises(ConfigError) as caught:
-        LocalFlavor().validate_config({"secrets": {"NOT-A-NAME": "x"}}, file="f", operator="o")
+        FLAVOR.validate_config({"secrets": {"NOT-A-NAME": "x"}}, file="f", operator="o")
     assert caught.value.field == "secrets"
 
 

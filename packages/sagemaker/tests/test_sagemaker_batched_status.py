@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -15,7 +16,7 @@ from steplift.testing import ConformanceClock, launch_together
 from steplift.testing.emulation import Faults, ScriptStep
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.emulator.jobs import PRIMARY_OF
-from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.flavor import FLAVOR
 from steplift_sagemaker.operator import (
     SageMakerStepOperator,
     status_from_description,
@@ -56,7 +57,7 @@ def make_operator(
 ) -> SageMakerStepOperator:
     for key, value in emulator.client_env().items():
         monkeypatch.setenv(key, value)
-    flavor = SageMakerFlavor()
+    flavor = FLAVOR
     config = flavor.validate_config(
         {
             "region": "us-east-1",
@@ -202,7 +203,7 @@ def test_concurrent_launches_share_their_status_calls(
     for key, value in emulator.client_env().items():
         monkeypatch.setenv(key, value)
     operator = make_operator(emulator, monkeypatch)
-    monkeypatch.setattr(operator, "batched_status", batched)
+    monkeypatch.setattr(operator, "policy", replace(operator.policy, batched_status=batched))
     run = f"fleet-{'on' if batched else 'off'}"
     infos = [step_info(run, f"s{number}") for number in range(LAUNCHES)]
     emulator.requests.clear()

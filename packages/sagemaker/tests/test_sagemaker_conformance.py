@@ -15,7 +15,7 @@ from steplift.states import FailureKind
 from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
 from steplift.testing.emulation import wait_until
 from steplift_sagemaker.emulator import SageMakerEmulator
-from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.flavor import FLAVOR
 from steplift_sagemaker.operator import SageMakerStepOperator
 
 ROLE = "arn:aws:iam::123456789012:role/steplift"
@@ -69,9 +69,7 @@ class EmulatorBackend(EmulatedBackend):
         )
         arn = secrets.create_secret(Name=f"conformance-{uuid.uuid4().hex}", SecretString=value)
         config = operator.config.model_copy(update={"secrets": {name: arn["ARN"]}})
-        return SageMakerFlavor().create(
-            config, name=operator.name, clock=operator.clock, sleep=operator.sleep
-        )
+        return FLAVOR.create(config, name=operator.name, clock=operator.clock, sleep=operator.sleep)
 
 
 class TestSageMakerConformance(StepOperatorConformance):
@@ -81,7 +79,7 @@ class TestSageMakerConformance(StepOperatorConformance):
     def operator(
         self, clock: ConformanceClock, emulator: SageMakerEmulator, aws_env: dict[str, str]
     ) -> SageMakerStepOperator:
-        flavor = SageMakerFlavor()
+        flavor = FLAVOR
         config = flavor.validate_config(
             {
                 "region": emulator.region,

@@ -16,7 +16,7 @@ from steplift.models import Resources, StepRunInfo
 from steplift.states import FailureKind, JobState
 from steplift.testing.processes import modules_loaded_by
 from steplift_sagemaker.emulator import SageMakerEmulator
-from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.flavor import FLAVOR
 from steplift_sagemaker.operator import SageMakerStepOperator, failure_kind, status_from_description
 from steplift_sagemaker.resources import TRAINING_INSTANCE_TYPES, instance_type_for_gpu
 
@@ -41,7 +41,7 @@ def make_operator(
 ) -> SageMakerStepOperator:
     for key, value in emulator.client_env().items():
         monkeypatch.setenv(key, value)
-    flavor = SageMakerFlavor()
+    flavor = FLAVOR
     config = flavor.validate_config({**BASE, "endpoint_url": emulator.endpoint_url, **fields})
     operator = flavor.create(config, name="sm")
     assert isinstance(operator, SageMakerStepOperator)
@@ -114,7 +114,7 @@ def test_an_impossible_gpu_request_lists_what_exists() -> None:
 )
 def test_config_errors_name_the_field(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        SageMakerFlavor().validate_config({**BASE, **fields}, file="steplift.toml", operator="gpu")
+        FLAVOR.validate_config({**BASE, **fields}, file="steplift.toml", operator="gpu")
     assert caught.value.field == field, str(caught.value)
     assert str(caught.value).startswith("steplift.toml: operator 'gpu': field ")
 
@@ -277,7 +277,7 @@ def test_logs_are_read_incrementally_without_duplicates(
 def test_importing_the_flavor_imports_no_sdk() -> None:
     code = (
         "import steplift_sagemaker.flavor as f\n"
-        "f.SageMakerFlavor().validate_config({'region': 'us-east-1', 'role_arn': "
+        "f.FLAVOR.validate_config({'region': 'us-east-1', 'role_arn': "
         f"'{ROLE}', 'image': 'i', 'bucket': 's3://bucket-1/p', 'gpu': 'A10G:1'}})"
     )
     assert modules_loaded_by(code) == []
@@ -293,7 +293,7 @@ def test_a_throttling_storm_slows_the_launch_down_but_creates_one_job(
     clock = ConformanceClock(real_pause=0)
     for key, value in scripted.client_env().items():
         monkeypatch.setenv(key, value)
-    flavor = SageMakerFlavor()
+    flavor = FLAVOR
     config = flavor.validate_config(
         {**BASE, "endpoint_url": scripted.endpoint_url, "max_attempts": 1}
     )
@@ -342,7 +342,7 @@ def test_a_quota_refusal_at_create_is_a_quota_failure(
 
 
 def test_credentials_stay_out_of_the_run_index() -> None:
-    flavor = SageMakerFlavor()
+    flavor = FLAVOR
     config = flavor.validate_config(
         {**BASE, "aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "very-secret"}
     )

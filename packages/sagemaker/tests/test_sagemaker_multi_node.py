@@ -25,7 +25,7 @@ from steplift.testing import ConformanceClock, steps
 from steplift.testing.emulation import JobProcess, group_alive, wait_until
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.emulator.testing import EmulatorClients, training_job_request
-from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.flavor import FLAVOR
 from steplift_sagemaker.operator import SageMakerStepOperator
 
 ROLE = "arn:aws:iam::123456789012:role/steplift"
@@ -45,7 +45,7 @@ def make_operator(
 ) -> SageMakerStepOperator:
     for key, value in emulator.client_env().items():
         monkeypatch.setenv(key, value)
-    flavor = SageMakerFlavor()
+    flavor = FLAVOR
     config = flavor.validate_config(
         {
             "region": emulator.region,

@@ -17,7 +17,7 @@ from steplift.errors import ConfigError
 from steplift.runs import RunIndex
 from steplift.testing import steps
 from steplift_sagemaker.emulator import SageMakerEmulator
-from steplift_sagemaker.flavor import SageMakerFlavor
+from steplift_sagemaker.flavor import FLAVOR
 
 BUCKET = "steplift-secrets"
 VALUE = "s3cr3t-value-that-must-not-leak"
@@ -113,7 +113,7 @@ def test_a_reference_that_is_not_an_arn_is_refused_before_any_call(
 ) -> None:
     before = len(emulator.requests.list())
     with pytest.raises(ConfigError) as caught:
-        SageMakerFlavor().validate_config(
+        FLAVOR.validate_config(
             {
                 "region": "us-east-1",
                 "role_arn": "arn:aws:iam::123456789012:role/steplift",

@@ -7,7 +7,7 @@ memory: only control-plane calls are counted here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from google.api_core import exceptions
@@ -50,7 +50,7 @@ def fan_out(emulator: VertexEmulator, *, batched: bool) -> FanOut:
     operator._store = MemoryStore()  # type: ignore[assignment]
     # Logs are read per job (Cloud Logging), a cost apart from status: not counted here.
     operator.read_logs = lambda handle, cursor: LogChunk([], cursor)  # type: ignore[method-assign]
-    operator.batched_status = batched
+    operator.policy = replace(operator.policy, batched_status=batched)
     operator.warm_up()
     emulator.script(None, SCRIPT)
     infos = [step_info(f"fan{number}") for number in range(LAUNCHES)]

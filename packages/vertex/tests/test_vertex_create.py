@@ -5,6 +5,7 @@ of failing them, until the transient budget runs out."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -134,7 +135,7 @@ def test_a_storm_that_outlasts_the_budget_fails_with_its_kind(
 ) -> None:
     clock = ConformanceClock(real_pause=0)
     operator = launching_operator(scripted, clock)
-    operator.transient_budget = 20.0
+    operator.policy = replace(operator.policy, transient_budget=20.0)
     fail_creates(scripted, monkeypatch, 10_000, fault)
     started = clock.now()
     with pytest.raises(StepFailed) as caught:
@@ -142,12 +143,12 @@ def test_a_storm_that_outlasts_the_budget_fails_with_its_kind(
     assert isinstance(caught.value, JobNotCreated)
     assert caught.value.failure_kind is kind
     assert caught.value.provider_state == "NOT_CREATED"
-    assert clock.now() - started >= operator.transient_budget
+    assert clock.now() - started >= operator.policy.transient_budget
     calls = operations(scripted)
     assert scripted.submissions() == 0
     # Each create after the first came after a find_job, at the poll policy's pace (<= 2 s).
     assert calls.count("ListCustomJobs") == calls.count("CreateCustomJob") + 1
-    assert operator.transient_budget / 2 <= calls.count("CreateCustomJob") <= 40
+    assert operator.policy.transient_budget / 2 <= calls.count("CreateCustomJob") <= 40
 
 
 def test_submit_makes_one_create_call(scripted: VertexEmulator) -> None:

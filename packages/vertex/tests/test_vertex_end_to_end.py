@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,13 @@ import sys
 import steplift
 from steplift.config import create_operator
 from steplift.errors import StepCancelled
+from dataclasses import replace
 from steplift.polling import PollPolicy
 from steplift.testing import steps
+from steplift_vertex.operator import VertexStepOperator
 
-operator = create_operator("vertex", poll_policy=PollPolicy(initial=0.05, factor=1.5, maximum=0.2))
+fast = PollPolicy(initial=0.05, factor=1.5, maximum=0.2)
+operator = create_operator("vertex", policy=replace(VertexStepOperator.launch_policy, poll=fast))
 step = steplift.step(operator=operator)(steps.sleep_for).with_options(run=sys.argv[1])
 try:
     print("RESULT", step(float(sys.argv[2])), flush=True)
@@ -63,7 +67,9 @@ def configured(emulator: VertexEmulator, isolated_steplift: Path) -> VertexStepO
     lines = ['default_operator = "vertex"', "[operators.vertex]", 'flavor = "vertex"']
     lines += [f'{key} = "{value}"' for key, value in emulator.operator_config().items()]
     (isolated_steplift / "steplift.toml").write_text("\n".join(lines) + "\n")
-    operator = create_operator("vertex", poll_policy=REAL_TIME_POLL)
+    operator = create_operator(
+        "vertex", policy=replace(VertexStepOperator.launch_policy, poll=REAL_TIME_POLL)
+    )
     assert isinstance(operator, VertexStepOperator)
     return operator
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,9 @@ def test_the_step_sees_the_value_and_it_leaks_nowhere(
     value = secret_value()
     emulator.add_secret("token", value)
     write_config(isolated_steplift, emulator, {"API_TOKEN": REFERENCE})
-    operator = create_operator("vertex", poll_policy=REAL_TIME_POLL)
+    operator = create_operator(
+        "vertex", policy=replace(VertexStepOperator.launch_policy, poll=REAL_TIME_POLL)
+    )
     assert isinstance(operator, VertexStepOperator)
     digest = hashlib.sha256(value.encode()).hexdigest()
 
@@ -278,7 +281,9 @@ def test_an_unreadable_secret_fails_the_step_naming_it(
     emulator.add_secret("token", value)
     missing = REFERENCE.replace("latest", "2")
     write_config(isolated_steplift, emulator, {"API_TOKEN": missing})
-    operator = create_operator("vertex", poll_policy=REAL_TIME_POLL)
+    operator = create_operator(
+        "vertex", policy=replace(VertexStepOperator.launch_policy, poll=REAL_TIME_POLL)
+    )
     step = steplift.step(operator=operator)(steps.secret_digest).with_options(run="secret-bad")
     with pytest.raises(StepFailed) as caught:
         step("API_TOKEN")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from steplift.polling import PollPolicy
@@ -20,7 +21,7 @@ def make_operator(
     """A vertex operator pointed at ``emulator`` (virtual time when ``clock`` is given)."""
     flavor = get_flavor("vertex")
     config = flavor.validate_config({**emulator.operator_config(), **fields})
-    timing: dict[str, Any] = {"poll_policy": FAST_POLL}
+    timing: dict[str, Any] = {"policy": replace(VertexStepOperator.launch_policy, poll=FAST_POLL)}
     if clock is not None:
         timing.update(clock=clock.now, sleep=clock.sleep)
     operator = flavor.create(config, name="vertex", **timing)

@@ -11,20 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from steplift_azureml.config import AzureMLStepOperatorConfig
-    from steplift_azureml.flavor import AzureMLFlavor
     from steplift_azureml.operator import AzureMLStepOperator
     from steplift_azureml.store import AzureBlobArtifactStore
 
 __all__ = [
     "AzureBlobArtifactStore",
-    "AzureMLFlavor",
     "AzureMLStepOperator",
     "AzureMLStepOperatorConfig",
 ]
 
 _HOMES = {
     "AzureBlobArtifactStore": "steplift_azureml.store",
-    "AzureMLFlavor": "steplift_azureml.flavor",
     "AzureMLStepOperator": "steplift_azureml.operator",
     "AzureMLStepOperatorConfig": "steplift_azureml.config",
 }

@@ -21,8 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from steplift.errors import ConfigError, StepFailed
+from steplift.launch.policy import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, parse_gpu
-from steplift.operator import StepOperator, StepOperatorConfig
+from steplift.operator import StepOperator
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore
 from steplift_azureml.config import AzureMLStepOperatorConfig
@@ -115,7 +117,7 @@ def _retry_after(error: Any) -> float | None:
     return None
 
 
-class AzureMLStepOperator(StepOperator):
+class AzureMLStepOperator(StepOperator[AzureMLStepOperatorConfig]):
     """Runs step attempts as Azure ML command jobs through ``azure-ai-ml``.
 
     Concurrent launches of one operator share their status polls: one read of the jobs list
@@ -124,23 +126,24 @@ class AzureMLStepOperator(StepOperator):
     """
 
     multi_node = True  # instance_count nodes, a PyTorch distribution starts the processes
-    batched_status = True
+    launch_policy = LaunchPolicy(batched_status=True)
 
     cancel_wait: float = 5.0
     """Seconds to wait for the service to accept a cancel request."""
 
     def __init__(
         self,
-        config: StepOperatorConfig,
+        config: AzureMLStepOperatorConfig,
         *,
+        name: str = "default",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        policy: LaunchPolicy | None = None,
         credential: Any = None,
         ml_client: Any = None,
         create_client: Any = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(config, **kwargs)
-        if not isinstance(config, AzureMLStepOperatorConfig):
-            raise TypeError(f"the azureml flavor needs AzureMLStepOperatorConfig, not {config!r}")
+        super().__init__(config, name=name, clock=clock, sleep=sleep, policy=policy)
         self._credential = credential
         self._ml_client = ml_client
         self._create_client = create_client
@@ -156,18 +159,12 @@ class AzureMLStepOperator(StepOperator):
         return "azureml"
 
     @property
-    def azure_config(self) -> AzureMLStepOperatorConfig:
-        """The config, typed as this flavor's."""
-        assert isinstance(self.config, AzureMLStepOperatorConfig)
-        return self.config
-
-    @property
     def artifact_store(self) -> ArtifactStore:
         return self._store
 
     @property
     def artifact_root(self) -> str:
-        return self.azure_config.artifact_root
+        return self.config.artifact_root
 
     # -- clients (built on first use; importing this module imports no Azure SDK) -----------
 
@@ -179,8 +176,8 @@ class AzureMLStepOperator(StepOperator):
                 from steplift_azureml.client import make_credential, make_ml_client
 
                 if self._credential is None:
-                    self._credential = make_credential(self.azure_config)
-                self._ml_client = make_ml_client(self.azure_config, self._credential)
+                    self._credential = make_credential(self.config)
+                self._ml_client = make_ml_client(self.config, self._credential)
             return self._ml_client
 
     @property
@@ -205,9 +202,7 @@ class AzureMLStepOperator(StepOperator):
             if self._create_client is None:
                 from steplift_azureml.client import make_ml_client
 
-                self._create_client = make_ml_client(
-                    self.azure_config, self._credential, retries=False
-                )
+                self._create_client = make_ml_client(self.config, self._credential, retries=False)
             return self._create_client
 
     @property
@@ -218,7 +213,7 @@ class AzureMLStepOperator(StepOperator):
             if self._history is None:
                 from steplift_azureml.client import RunHistory
 
-                self._history = RunHistory(self.azure_config, self._credential, client)
+                self._history = RunHistory(self.config, self._credential, client)
             return self._history
 
     @property
@@ -229,7 +224,7 @@ class AzureMLStepOperator(StepOperator):
             if self._jobs_list is None:
                 from steplift_azureml.client import JobsList
 
-                self._jobs_list = JobsList(self.azure_config, self._credential)
+                self._jobs_list = JobsList(self.config, self._credential)
             return self._jobs_list
 
     # -- what a job asks for ----------------------------------------------------------------
@@ -237,11 +232,11 @@ class AzureMLStepOperator(StepOperator):
     def checkpoint_dir(self, info: StepRunInfo) -> str | None:
         """Where the job sees its checkpoint folder: a datastore folder per step, mounted
         read-write, so every attempt of the step sees the same files."""
-        return CHECKPOINT_PLACEHOLDER if self.azure_config.checkpoint_datastore else None
+        return CHECKPOINT_PLACEHOLDER if self.config.checkpoint_datastore else None
 
     def checkpoint_uri(self, info: StepRunInfo) -> str:
         """The datastore folder that holds a step's checkpoints (all attempts)."""
-        config = self.azure_config
+        config = self.config
         return (
             f"azureml://datastores/{config.checkpoint_datastore}/paths/{config.checkpoint_path}"
             f"/{info.pipeline}/{info.run}/{info.step}"
@@ -258,7 +253,7 @@ class AzureMLStepOperator(StepOperator):
         smallest VM size with those GPUs. A CPU step runs on ``compute`` when set, else
         serverless on ``instance_type`` (or the smallest size with the CPU/memory asked for).
         """
-        config = self.azure_config
+        config = self.config
         resources = info.resources
         spot = resources.use_spot(config.spot)
         gpu = resources.gpu or config.gpu
@@ -303,7 +298,7 @@ class AzureMLStepOperator(StepOperator):
 
     def gpus_per_node(self, info: StepRunInfo) -> int:
         """GPUs of each node: the step's or the config's GPU request, else the VM size's."""
-        gpu = info.resources.gpu or self.azure_config.gpu
+        gpu = info.resources.gpu or self.config.gpu
         if gpu:
             return parse_gpu(gpu)[1]
         name = self.placement(info).get("instance_type")
@@ -321,7 +316,7 @@ class AzureMLStepOperator(StepOperator):
     ) -> Any:
         """The ``azure.ai.ml`` command job for a step attempt (no call is made)."""
         placement = self.placement(info)
-        config = self.azure_config
+        config = self.config
         from azure.ai.ml import command
         from azure.ai.ml.entities import (
             AmlTokenConfiguration,
@@ -386,7 +381,7 @@ class AzureMLStepOperator(StepOperator):
         )
 
     def _handle(self, name: str, info: StepRunInfo) -> JobHandle:
-        config = self.azure_config
+        config = self.config
         extra = {
             "subscription_id": config.subscription_id,
             "resource_group": config.resource_group,
@@ -474,8 +469,7 @@ class AzureMLStepOperator(StepOperator):
             return JobStatus(
                 state=JobState.FAILED,
                 provider_state="NotFound",
-                message=f"Azure ML has no job {handle.job_id} in workspace "
-                f"{self.azure_config.workspace}",
+                message=f"Azure ML has no job {handle.job_id} in workspace {self.config.workspace}",
                 failure_kind=FailureKind.INFRASTRUCTURE,
             )
         provider_state = provider_state_of(job.status)

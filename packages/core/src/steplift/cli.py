@@ -257,7 +257,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 def _print_logs(operator: StepOperator, handle: JobHandle, prefix: str, follow: bool) -> None:
     cursor: str | None = None
-    delays = operator.poll_policy.delays()
+    delays = operator.policy.poll.delays()
     while True:
         status: JobStatus | None = operator.get_status(handle) if follow else None
         chunk = operator.read_logs(handle, cursor)

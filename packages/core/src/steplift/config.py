@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from steplift.errors import ConfigError
+from steplift.launch.policy import LaunchPolicy
 from steplift.operator import StepOperator, StepOperatorConfig
-from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 
 CONFIG_ENV = "STEPLIFT_CONFIG"
 OPERATOR_ENV = "STEPLIFT_OPERATOR"
@@ -198,7 +199,7 @@ def create_operator(
     config: ProjectConfig | None = None,
     clock: Clock = DEFAULT_CLOCK,
     sleep: Sleep = DEFAULT_SLEEP,
-    poll_policy: PollPolicy | None = None,
+    policy: LaunchPolicy | None = None,
 ) -> StepOperator:
     """The operator called ``name`` (or the chosen default), validated, ready to launch."""
     from steplift.registry import get_flavor
@@ -207,5 +208,5 @@ def create_operator(
     entry = config.entry(config.choose(name))
     validated = validate_operator(entry)
     return get_flavor(entry.flavor).create(
-        validated, name=entry.name, clock=clock, sleep=sleep, poll_policy=poll_policy
+        validated, name=entry.name, clock=clock, sleep=sleep, policy=policy
     )

@@ -9,6 +9,7 @@ and raise a typed error on failure. Flavors only implement the primitives ``subm
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import re
 import signal
@@ -17,14 +18,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing_extensions import TypeVar as DefaultTypeVar
 
 from steplift.errors import ConfigError, LostContact, StepCancelled, StepFailed, StepTimeout
 from steplift.interrupts import Terminated, deferred_interrupts, sigterm_as_interrupt
+from steplift.launch.policy import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_error_from
-from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.secrets import SECRETS_ENV
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, join_uri
@@ -184,63 +188,46 @@ class _StatusSlot:
         return self._status
 
 
-class StepOperator(ABC):
-    """Runs step attempts as jobs on one backend.
+# Covariant (an operator of a flavor's config is an operator of the base config) and with a
+# default, so ``StepOperator`` alone means "an operator of any flavor".
+ConfigT = DefaultTypeVar(
+    "ConfigT", bound=StepOperatorConfig, covariant=True, default=StepOperatorConfig
+)
+
+
+class StepOperator(ABC, Generic[ConfigT]):
+    """Runs step attempts as jobs on one backend; generic in its flavor's config class.
 
     ``clock`` and ``sleep`` drive every wait, so tests can run a whole launch without
-    sleeping for real.
+    sleeping for real; ``policy`` overrides the flavor's ``launch_policy``.
     """
 
-    default_poll_policy: ClassVar[PollPolicy] = PollPolicy()
-    cancel_timeout: ClassVar[float] = 120.0
-    """How long to wait (seconds) for the provider to confirm a cancel before giving up."""
-    signal_interval: ClassVar[float] = 1.0
-    """Seconds between checks of a launch's ``done_signal``."""
-    signal_rate: ClassVar[float] = 20.0
-    """``done_signal`` checks per second one operator makes at most, shared by its launches
-    in flight: with a thousand in flight each checks every 50 s instead of every
-    second (the status polls still run), so the cheap signal stays cheap in storage calls."""
-    log_rate: ClassVar[float] = 10.0
-    """Log reads per second one operator makes at most, shared by its launches in flight: one
-    launch reads its job's new lines after every status poll, a thousand each read theirs
-    every 100 s. A job's logs are always read to the end once it ends."""
-    batched_status: ClassVar[bool] = False
-    """Whether ``get_statuses`` answers many jobs with few calls (a list API): then the
-    launches of one process in flight at the same time share one status call per round."""
-    call_workers: ClassVar[int | None] = 8
-    """Provider and artifact-store calls of ``launch`` are made on a small pool of this many
-    threads instead of each launching thread: with a thousand launches in one process, only
-    the pool's threads ever hold the SDKs' deep call stacks (whose pages stay resident for a
-    thread's life; azure-ai-ml's alone kept ~200 MiB for 1000 threads). None: in place."""
-    status_gather: ClassVar[float] = 0.02
-    """Seconds a batched status call waits for the other launches waking with it."""
+    launch_policy: ClassVar[LaunchPolicy] = LaunchPolicy()
+    """This flavor's tuning of the launch engine (polling, batching, budgets)."""
     multi_node: ClassVar[bool] = False
     """Whether the flavor runs steps that span several nodes (``Resources.nodes > 1``)."""
-    transient_budget: ClassVar[float] = 900.0
-    """How long (seconds) control-plane calls may keep failing transiently, after the SDK's
-    own retries, before a launch gives up: a storm slows polling down instead of failing."""
 
     def __init__(
         self,
-        config: StepOperatorConfig,
+        config: ConfigT,
         *,
         name: str = "default",
         clock: Clock = DEFAULT_CLOCK,
         sleep: Sleep = DEFAULT_SLEEP,
-        poll_policy: PollPolicy | None = None,
+        policy: LaunchPolicy | None = None,
     ) -> None:
         self._config = config
         self.name = name
         self.clock = clock
         self.sleep = sleep
-        self.poll_policy = poll_policy or self.default_poll_policy
+        self.policy = policy or self.launch_policy
         self._lock = threading.Lock()
         self._batcher: StatusBatcher | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = 0
 
     @property
-    def config(self) -> StepOperatorConfig:
+    def config(self) -> ConfigT:
         """This operator's validated config."""
         return self._config
 
@@ -315,14 +302,14 @@ class StepOperator(ABC):
 
     def _current_status(self, handle: JobHandle) -> JobStatus:
         """The job's status: on its own, or in the batch of every launch waiting right now."""
-        if not self.batched_status:
+        if not self.policy.batched_status:
             return self._call(lambda: self.get_status(handle))
         with self._lock:
             if self._batcher is None:
                 self._batcher = StatusBatcher(
                     lambda handles: self._call(lambda: self.get_statuses(handles)),
                     lambda one: self._call(lambda: self.get_status(one)),
-                    gather=self.status_gather,
+                    gather=self.policy.status_gather,
                 )
         return self._batcher.status(handle)
 
@@ -412,9 +399,9 @@ class StepOperator(ABC):
         """Count the launch; the call pool lives while any launch of this operator does."""
         with self._lock:
             self._in_flight += 1
-            if self.call_workers and self._pool is None:
+            if self.policy.call_workers and self._pool is None:
                 self._pool = ThreadPoolExecutor(
-                    self.call_workers, thread_name_prefix=f"steplift-{self.name}"
+                    self.policy.call_workers, thread_name_prefix=f"steplift-{self.name}"
                 )
         try:
             yield
@@ -480,7 +467,7 @@ class StepOperator(ABC):
 
     def _patiently(self, call: Callable[[], T], what: str, observer: LaunchObserver) -> T:
         """Make a control-plane call, waiting out transient errors within the budget."""
-        delays = self.poll_policy.delays()
+        delays = self.policy.poll.delays()
         give_up: float | None = None
         while True:
             try:
@@ -489,7 +476,7 @@ class StepOperator(ABC):
                 if not self.is_transient_error(error):
                     raise
                 now = self.clock()
-                give_up = now + self.transient_budget if give_up is None else give_up
+                give_up = now + self.policy.transient_budget if give_up is None else give_up
                 if now >= give_up:
                     raise
                 delay = min(next(delays), give_up - now)
@@ -550,7 +537,7 @@ class StepOperator(ABC):
         started = self.clock()
         deadline = started + max_runtime if max_runtime else None
         max_queue = info.max_queue_time or self.config.max_queue_time
-        delays = self.poll_policy.delays()
+        delays = self.policy.poll.delays()
         cursor: str | None = None
         logs_due = started
         last: JobStatus | None = None
@@ -561,7 +548,7 @@ class StepOperator(ABC):
                 if not self.is_transient_error(error):
                     raise
                 raise LostContact(
-                    f"{self.flavor} kept failing for {self.transient_budget:g} s while job "
+                    f"{self.flavor} kept failing for {self.policy.transient_budget:g} s while job "
                     f"{handle.name} ran ({type(error).__name__}: {error}); the job may still be "
                     f"running: check it with `steplift status {info.run}`, stop it with "
                     f"`steplift cancel {info.run}`",
@@ -572,7 +559,7 @@ class StepOperator(ABC):
                 last = status
             if status.state.is_terminal or self.clock() >= logs_due:
                 cursor = self.stream_logs(handle, cursor, observer)
-                logs_due = self.clock() + self._in_flight / self.log_rate
+                logs_due = self.clock() + self._in_flight / self.policy.log_rate
             if status.state.is_terminal:
                 self._conclude(handle, status, max_runtime)
                 return
@@ -603,7 +590,7 @@ class StepOperator(ABC):
             if deadline is not None:
                 delay = max(0.0, min(delay, deadline - self.clock()))
             if self._sleep_unless_done(delay, done_signal):
-                delays = self.poll_policy.delays()  # the step ended: confirm it quickly
+                delays = self.policy.poll.delays()  # the step ended: confirm it quickly
 
     def _sleep_unless_done(self, delay: float, done_signal: Callable[[], bool] | None) -> bool:
         """Sleep ``delay`` seconds, checking ``done_signal`` in between; True if it fired."""
@@ -612,7 +599,7 @@ class StepOperator(ABC):
             return False
         wake = self.clock() + delay
         while (left := wake - self.clock()) > 0:
-            interval = max(self.signal_interval, self._in_flight / self.signal_rate)
+            interval = max(self.policy.signal_interval, self._in_flight / self.policy.signal_rate)
             self.sleep(min(interval, left))
             try:
                 if self._call(done_signal):
@@ -663,8 +650,8 @@ class StepOperator(ABC):
         self._patiently(
             lambda: self._call(lambda: self.cancel(handle)), f"cancelling {handle.name}", observer
         )
-        give_up = self.clock() + self.cancel_timeout
-        delays = self.poll_policy.delays()
+        give_up = self.clock() + self.policy.cancel_timeout
+        delays = self.policy.poll.delays()
         while True:
             status = self._status_patiently(handle, observer)
             observer.on_status(status)
@@ -673,7 +660,7 @@ class StepOperator(ABC):
             if self.clock() >= give_up:
                 observer.on_warning(
                     f"{handle.name}: the provider did not confirm the cancel within "
-                    f"{self.cancel_timeout:g} s"
+                    f"{self.policy.cancel_timeout:g} s"
                 )
                 return None
             self.sleep(max(0.0, min(next(delays), give_up - self.clock())))
@@ -713,23 +700,39 @@ class StepOperator(ABC):
         ) from None
 
 
-class Flavor(ABC):
-    """A kind of step operator: its name, its config model and its implementation."""
+@dataclass(frozen=True)
+class Flavor:
+    """A kind of step operator, declared in a few lines in a package's ``flavor.py``::
+
+        FLAVOR = Flavor(
+            name="sagemaker",
+            config="steplift_sagemaker.config:SageMakerStepOperatorConfig",
+            operator="steplift_sagemaker.operator:SageMakerStepOperator",
+        )
+
+    and found through the ``steplift.flavors`` entry point (``sagemaker =
+    "steplift_sagemaker.flavor:FLAVOR"``). The config and operator classes are named by import
+    path, so nothing of the flavor is imported until a config is validated or an operator made.
+    """
+
+    name: str
+    """The flavor name used in config files."""
+    config: str
+    """``module:Class`` of the pydantic model that validates this flavor's config."""
+    operator: str
+    """``module:Class`` of the operator (imported only when an operator is made)."""
 
     @property
-    @abstractmethod
-    def name(self) -> str:
-        """The flavor name used in config files."""
-
-    @property
-    @abstractmethod
     def config_class(self) -> type[StepOperatorConfig]:
         """The pydantic model that validates this flavor's config."""
+        config_class: type[StepOperatorConfig] = _load_class(self.config, StepOperatorConfig)
+        return config_class
 
     @property
-    @abstractmethod
     def implementation_class(self) -> type[StepOperator]:
-        """The operator class (imported only when asked for)."""
+        """The operator class."""
+        operator_class: type[StepOperator] = _load_class(self.operator, StepOperator)
+        return operator_class
 
     def validate_config(
         self,
@@ -753,10 +756,25 @@ class Flavor(ABC):
         name: str = "default",
         clock: Clock = DEFAULT_CLOCK,
         sleep: Sleep = DEFAULT_SLEEP,
-        poll_policy: PollPolicy | None = None,
+        policy: LaunchPolicy | None = None,
     ) -> StepOperator:
         """Build an operator from a validated config (no API call is made)."""
         with deferred_interrupts():  # the operator's module may be imported only now
-            return self.implementation_class(
-                config, name=name, clock=clock, sleep=sleep, poll_policy=poll_policy
-            )
+            implementation = self.implementation_class
+            if not isinstance(config, self.config_class):
+                raise TypeError(
+                    f"the {self.name} flavor needs a {self.config_class.__name__}, "
+                    f"not {type(config).__name__}"
+                )
+            return implementation(config, name=name, clock=clock, sleep=sleep, policy=policy)
+
+
+def _load_class(path: str, base: type) -> Any:
+    """The class at ``module:Class``, checked to be a subclass of ``base``."""
+    module_name, _, qualname = path.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    if not (isinstance(target, type) and issubclass(target, base)):
+        raise TypeError(f"{path} is not a {base.__name__} class")
+    return target

@@ -35,7 +35,7 @@ def get_flavor(name: str) -> Flavor:
         raise FlavorNotFound(name, list(installed), install_hint(name))
     try:
         with deferred_interrupts():  # an import cut in half leaves broken models behind
-            flavor = entry.load()()
+            flavor = entry.load()
     except ImportError as error:
         hint = install_hint(name) or f"its package failed to import: {error}"
         raise FlavorNotFound(name, [other for other in installed if other != name], hint) from error

@@ -148,7 +148,7 @@ class StepHandle:
             finished = self._done.wait(timeout)
         except KeyboardInterrupt:
             self.cancel()
-            self._done.wait(self._launcher.operator.cancel_timeout)
+            self._done.wait(self._launcher.operator.policy.cancel_timeout)
             raise
         if not finished:
             raise TimeoutError(f"step {self.step} of run {self.run.name} is still running")

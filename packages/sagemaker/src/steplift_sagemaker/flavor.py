@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from steplift.operator import Flavor, StepOperator, StepOperatorConfig
-from steplift_sagemaker.config import SageMakerStepOperatorConfig
+from steplift.operator import Flavor
 
-
-class SageMakerFlavor(Flavor):
-    """Steps as SageMaker training jobs. boto3 is imported only when a launch needs it."""
-
-    @property
-    def name(self) -> str:
-        return "sagemaker"
-
-    @property
-    def config_class(self) -> type[StepOperatorConfig]:
-        return SageMakerStepOperatorConfig
-
-    @property
-    def implementation_class(self) -> type[StepOperator]:
-        from steplift_sagemaker.operator import SageMakerStepOperator
-
-        return SageMakerStepOperator
+FLAVOR = Flavor(
+    name="sagemaker",
+    config="steplift_sagemaker.config:SageMakerStepOperatorConfig",
+    operator="steplift_sagemaker.operator:SageMakerStepOperator",
+)
+"""Steps as SageMaker training jobs. boto3 is imported only when a launch needs it."""

@@ -19,8 +19,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from steplift.errors import ConfigError, StepFailed
+from steplift.launch.policy import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
-from steplift.operator import StepOperator, StepOperatorConfig
+from steplift.operator import StepOperator
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, join_uri
 from steplift_sagemaker.clients import make_client
@@ -135,7 +137,7 @@ def status_from_summary(summary: Mapping[str, Any]) -> JobStatus | None:
     return status_from_description(dict(summary))
 
 
-class SageMakerStepOperator(StepOperator):
+class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
     """Runs each step attempt as a SageMaker training job (``InstanceCount`` = its nodes).
 
     Concurrent launches of one operator share their status polls: one ListTrainingJobs round
@@ -144,15 +146,18 @@ class SageMakerStepOperator(StepOperator):
     """
 
     multi_node = True
-    batched_status = True
+    launch_policy = LaunchPolicy(batched_status=True)
 
-    def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
-        if not isinstance(config, SageMakerStepOperatorConfig):
-            raise TypeError(
-                f"the sagemaker flavor needs a SageMakerStepOperatorConfig, not {config!r}"
-            )
-        self.sm_config = config
+    def __init__(
+        self,
+        config: SageMakerStepOperatorConfig,
+        *,
+        name: str = "default",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        policy: LaunchPolicy | None = None,
+    ) -> None:
+        super().__init__(config, name=name, clock=clock, sleep=sleep, policy=policy)
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._store = S3ArtifactStore(lambda: self.client("s3"))
@@ -164,7 +169,7 @@ class SageMakerStepOperator(StepOperator):
         """The boto3 client of ``service`` (sagemaker, s3, logs), created once, on first use."""
         with self._clients_lock:  # concurrent launches share one operator
             if service not in self._clients:
-                self._clients[service] = make_client(service, self.sm_config)
+                self._clients[service] = make_client(service, self.config)
             return self._clients[service]
 
     @property
@@ -205,7 +210,7 @@ class SageMakerStepOperator(StepOperator):
 
     @property
     def artifact_root(self) -> str:
-        return self.sm_config.bucket
+        return self.config.bucket
 
     # -- request building (no API call) -----------------------------------------------------
 
@@ -213,10 +218,10 @@ class SageMakerStepOperator(StepOperator):
         """The step's GPU request, else the config's instance_type, else its gpu, else CPU."""
         if info.resources.gpu:
             return instance_type_for_gpu(info.resources.gpu, field="resources.gpu")
-        if self.sm_config.instance_type:
-            return check_instance_type(self.sm_config.instance_type)
-        if self.sm_config.gpu:
-            return instance_type_for_gpu(self.sm_config.gpu)
+        if self.config.instance_type:
+            return check_instance_type(self.config.instance_type)
+        if self.config.gpu:
+            return instance_type_for_gpu(self.config.gpu)
         return DEFAULT_CPU_INSTANCE_TYPE
 
     def instance_count(self, info: StepRunInfo) -> int:
@@ -238,7 +243,7 @@ class SageMakerStepOperator(StepOperator):
         """
         super().check_step(info)
         self.instance_type(info)
-        nodes, configured = info.resources.nodes, self.sm_config.instance_count
+        nodes, configured = info.resources.nodes, self.config.instance_count
         if configured not in (1, nodes):
             # Every instance runs the step's entrypoint, which would refuse a cluster of
             # another size than the step asked for: a paid job that cannot run.
@@ -259,7 +264,7 @@ class SageMakerStepOperator(StepOperator):
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
     ) -> dict[str, Any]:
         """The CreateTrainingJob request; ConfigError for anything SageMaker would refuse."""
-        config = self.sm_config
+        config = self.config
         entrypoint, arguments = entrypoint_command[:3], entrypoint_command[3:]
         for field, items in (("entrypoint", entrypoint), ("arguments", arguments)):
             if len(items) > MAX_CONTAINER_ITEMS:
@@ -334,7 +339,7 @@ class SageMakerStepOperator(StepOperator):
     # -- primitives -------------------------------------------------------------------------
 
     def _handle(self, name: str, arn: str | None = None, instance_count: int = 1) -> JobHandle:
-        extra = {"region": self.sm_config.region, **({"arn": arn} if arn else {})}
+        extra = {"region": self.config.region, **({"arn": arn} if arn else {})}
         if instance_count > 1:  # read_logs then prefixes every host's lines from the start
             extra[INSTANCE_COUNT] = str(instance_count)
         return JobHandle(flavor="sagemaker", job_id=name, name=name, extra=extra)

@@ -31,8 +31,10 @@ from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from steplift.errors import ConfigError, StepFailed
+from steplift.launch.policy import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
-from steplift.operator import StepOperator, StepOperatorConfig
+from steplift.operator import StepOperator
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, join_uri
 from steplift_vertex.config import (
@@ -134,28 +136,33 @@ def rpc_status(error: BaseException) -> str | None:
     return str(status) if status else None
 
 
-class VertexStepOperator(StepOperator):
+class VertexStepOperator(StepOperator[VertexStepOperatorConfig]):
     """Runs each step attempt as a Vertex AI CustomJob; artifacts live in Cloud Storage."""
 
     transport_retry: ClassVar[RetrySettings] = RetrySettings()
     call_timeout: ClassVar[float] = 60.0
     """Seconds one HTTP call may take."""
     multi_node = True  # a chief pool of one replica and a worker pool of nodes - 1
-    batched_status = True  # customJobs.list answers many status questions at once
+    launch_policy = LaunchPolicy(batched_status=True)  # customJobs.list answers many at once
     status_page_size: ClassVar[int] = 100
     """Jobs per page of the list call behind :meth:`get_statuses`."""
 
-    def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
-        if not isinstance(config, VertexStepOperatorConfig):
-            raise TypeError(f"the vertex flavor needs a VertexStepOperatorConfig, not {config!r}")
-        self._vertex = config
+    def __init__(
+        self,
+        config: VertexStepOperatorConfig,
+        *,
+        name: str = "default",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        policy: LaunchPolicy | None = None,
+    ) -> None:
+        super().__init__(config, name=name, clock=clock, sleep=sleep, policy=policy)
         self._store = GCSArtifactStore(
             project=config.project,
             endpoint=config.storage_endpoint,
             anonymous=True if config.credentials == "anonymous" else None,
         )
-        self._lock = threading.Lock()
+        self._client_lock = threading.Lock()
         self._client: JobServiceClient | None = None
         self._session: Any = None
 
@@ -166,17 +173,12 @@ class VertexStepOperator(StepOperator):
         return "vertex"
 
     @property
-    def vertex_config(self) -> VertexStepOperatorConfig:
-        """The config, typed as this flavor's."""
-        return self._vertex
-
-    @property
     def artifact_store(self) -> ArtifactStore:
         return self._store
 
     @property
     def artifact_root(self) -> str:
-        return self._vertex.staging_bucket
+        return self.config.staging_bucket
 
     def checkpoint_dir(self, info: StepRunInfo) -> str | None:
         """The step's checkpoint folder as the job sees it, kept across attempts.
@@ -184,16 +186,16 @@ class VertexStepOperator(StepOperator):
         Vertex AI mounts Cloud Storage in training containers with Cloud Storage FUSE under
         ``/gcs/<bucket>/``, so files written there persist in the staging bucket.
         """
-        bucket, _, prefix = self._vertex.staging_bucket[len("gs://") :].partition("/")
+        bucket, _, prefix = self.config.staging_bucket[len("gs://") :].partition("/")
         parts = ("/gcs", bucket, prefix, "checkpoints", info.pipeline, info.run, info.step)
         return "/".join(part for part in parts if part)
 
     def job_environment(self, info: StepRunInfo) -> dict[str, str]:
         """The base environment, plus where and how the job reads its ``secrets``."""
         environment = super().job_environment(info)
-        if self._vertex.secrets:
-            environment[ENDPOINT_ENV] = self._vertex.secret_manager_endpoint
-            if self._vertex.credentials == "anonymous":
+        if self.config.secrets:
+            environment[ENDPOINT_ENV] = self.config.secret_manager_endpoint
+            if self.config.credentials == "anonymous":
                 environment[CREDENTIALS_ENV] = "anonymous"
         return environment
 
@@ -208,7 +210,7 @@ class VertexStepOperator(StepOperator):
     # -- SDK plumbing (lazy) -----------------------------------------------------------------
 
     def _credentials(self) -> Any:
-        if self._vertex.credentials == "anonymous":
+        if self.config.credentials == "anonymous":
             from google.auth.credentials import AnonymousCredentials
 
             return AnonymousCredentials()  # type: ignore[no-untyped-call]
@@ -216,21 +218,21 @@ class VertexStepOperator(StepOperator):
 
         credentials, _ = google.auth.default(
             scopes=["https://www.googleapis.com/auth/cloud-platform"],
-            quota_project_id=self._vertex.project,
+            quota_project_id=self.config.project,
         )
         return credentials
 
     @property
     def client(self) -> JobServiceClient:
         """The aiplatform_v1 JobServiceClient (REST), created on first use."""
-        with self._lock:
+        with self._client_lock:
             if self._client is None:
                 from google.cloud.aiplatform_v1 import JobServiceClient
 
                 self._client = JobServiceClient(
                     transport="rest",
                     credentials=self._credentials(),
-                    client_options={"api_endpoint": self._vertex.vertex_endpoint},
+                    client_options={"api_endpoint": self.config.vertex_endpoint},
                 )
             return self._client
 
@@ -247,9 +249,9 @@ class VertexStepOperator(StepOperator):
         )
 
     def _post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
+        with self._client_lock:
             if self._session is None:
-                if self._vertex.credentials == "anonymous":
+                if self.config.credentials == "anonymous":
                     import requests
 
                     self._session = requests.Session()
@@ -273,7 +275,7 @@ class VertexStepOperator(StepOperator):
 
     def machine_spec(self, info: StepRunInfo) -> MachineSpec:
         """The machine of a step: the step's GPU request, else the config's machine or GPU."""
-        config = self._vertex
+        config = self.config
         resources = info.resources
         try:
             if resources.gpu:
@@ -306,7 +308,7 @@ class VertexStepOperator(StepOperator):
 
     def boot_disk_gb(self, info: StepRunInfo) -> int | None:
         """The boot disk size of every replica (None: Vertex's default of 100 GB)."""
-        disk_gb = info.resources.disk_gb or self._vertex.boot_disk_size_gb
+        disk_gb = info.resources.disk_gb or self.config.boot_disk_size_gb
         if disk_gb is not None and disk_gb < MIN_BOOT_DISK_GB:
             raise ConfigError(
                 f"Vertex AI boot disks are at least {MIN_BOOT_DISK_GB} GB",
@@ -328,7 +330,7 @@ class VertexStepOperator(StepOperator):
         self.machine_spec(info)
         self.boot_disk_gb(info)
         self.job_labels(info)
-        replicas = self._vertex.replica_count
+        replicas = self.config.replica_count
         if replicas > 1 and replicas != info.resources.nodes:
             raise ConfigError(
                 f"replica_count = {replicas} would run the step on {replicas} machines, but it "
@@ -341,7 +343,7 @@ class VertexStepOperator(StepOperator):
 
     def display_name(self, info: StepRunInfo) -> str:
         """``<prefix>-<step attempt name>``, at most 128 characters."""
-        prefix = self._vertex.display_name_prefix
+        prefix = self.config.display_name_prefix
         room = MAX_DISPLAY_NAME - len(prefix) - 1
         return f"{prefix}-{info.job_name(max_length=room, allowed='A-Za-z0-9_.-')}"
 
@@ -352,7 +354,7 @@ class VertexStepOperator(StepOperator):
         except ValueError as error:
             raise ConfigError(str(error), field="tags", value=info.tags, has_value=True) from None
         return {
-            **self._vertex.labels,
+            **self.config.labels,
             **tags,
             KEY_LABEL: attempt_label(info),
             f"{RESERVED_LABEL_PREFIX}pipeline": _label_value(info.pipeline),
@@ -365,7 +367,7 @@ class VertexStepOperator(StepOperator):
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
     ) -> dict[str, Any]:
         """The CustomJob as GAPIC message fields (validated: ConfigError before any call)."""
-        config = self._vertex
+        config = self.config
         self.check_step(info)
         machine = self.machine_spec(info)
         disk_gb = self.boot_disk_gb(info)
@@ -438,8 +440,8 @@ class VertexStepOperator(StepOperator):
             job_id=job.name,
             name=job.display_name,
             extra={
-                "project": self._vertex.project,
-                "location": self._vertex.location,
+                "project": self.config.project,
+                "location": self.config.location,
                 "job_number": job.name.rsplit("/", 1)[-1],
                 # Bounds the list call that asks about many jobs at once (get_statuses).
                 **({"create_time": _timestamp(job.create_time)} if job.create_time else {}),
@@ -464,7 +466,7 @@ class VertexStepOperator(StepOperator):
 
         try:
             created = self.client.create_custom_job(
-                parent=self._vertex.parent,
+                parent=self.config.parent,
                 custom_job=job,
                 retry=None,  # no transport retry: a create is never repeated blindly
                 timeout=self.call_timeout,
@@ -509,7 +511,7 @@ class VertexStepOperator(StepOperator):
         """
         if len(handles) == 1:
             return {handles[0].job_id: self.get_status(handles[0])}
-        prefix = f"{self._vertex.parent}/customJobs/"
+        prefix = f"{self.config.parent}/customJobs/"
         created = {
             handle.job_id: handle.extra["create_time"]
             for handle in handles
@@ -520,7 +522,7 @@ class VertexStepOperator(StepOperator):
         from google.cloud.aiplatform_v1 import ListCustomJobsRequest
 
         request = ListCustomJobsRequest(
-            parent=self._vertex.parent,
+            parent=self.config.parent,
             # Fixed-width timestamps (see _timestamp): the smallest string is the oldest.
             filter=f'labels.{KEY_LABEL}:* AND create_time>="{min(created.values())}"',
             page_size=self.status_page_size,
@@ -555,7 +557,7 @@ class VertexStepOperator(StepOperator):
         from google.cloud.aiplatform_v1 import ListCustomJobsRequest
 
         request = ListCustomJobsRequest(
-            parent=self._vertex.parent,
+            parent=self.config.parent,
             filter=f'labels.{KEY_LABEL}="{attempt_label(info)}"',
             page_size=100,
         )
@@ -572,8 +574,8 @@ class VertexStepOperator(StepOperator):
 
     def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
         number = handle.extra.get("job_number") or handle.job_id.rsplit("/", 1)[-1]
-        project = handle.extra.get("project", self._vertex.project)
-        endpoint = self._vertex.logging_endpoint or DEFAULT_LOGGING_ENDPOINT
+        project = handle.extra.get("project", self.config.project)
+        endpoint = self.config.logging_endpoint or DEFAULT_LOGGING_ENDPOINT
         nodes = int(handle.extra.get("nodes") or 1)
         return read_job_logs(self._post_json, endpoint, project, number, cursor, nodes=nodes)
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from pydantic import Field
 
+from steplift.launch.policy import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import Flavor, StepOperator, StepOperatorConfig
-from steplift.polling import PollPolicy
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, LocalArtifactStore
 
@@ -43,16 +44,22 @@ class LocalStepOperatorConfig(StepOperatorConfig):
     )
 
 
-class LocalStepOperator(StepOperator):
+class LocalStepOperator(StepOperator[LocalStepOperatorConfig]):
     """Runs each step attempt as a supervised subprocess."""
 
-    default_poll_policy = PollPolicy(initial=0.05, factor=1.5, maximum=1.0)
+    launch_policy = LaunchPolicy(poll=PollPolicy(initial=0.05, factor=1.5, maximum=1.0))
     multi_node = True  # one process per node on this machine, all on 127.0.0.1
 
-    def __init__(self, config: StepOperatorConfig, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
-        if not isinstance(config, LocalStepOperatorConfig):
-            raise TypeError(f"the local flavor needs a LocalStepOperatorConfig, not {config!r}")
+    def __init__(
+        self,
+        config: LocalStepOperatorConfig,
+        *,
+        name: str = "default",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        policy: LaunchPolicy | None = None,
+    ) -> None:
+        super().__init__(config, name=name, clock=clock, sleep=sleep, policy=policy)
         self.root = Path(config.root).expanduser().resolve()
         self.jobs_dir = self.root / "jobs"
         self._store = LocalArtifactStore()
@@ -60,12 +67,6 @@ class LocalStepOperator(StepOperator):
     @property
     def flavor(self) -> str:
         return "local"
-
-    @property
-    def local_config(self) -> LocalStepOperatorConfig:
-        """The config, typed as this flavor's."""
-        assert isinstance(self.config, LocalStepOperatorConfig)
-        return self.config
 
     def portable_config(self) -> dict[str, Any]:
         return {**super().portable_config(), "root": str(self.root)}
@@ -100,7 +101,7 @@ class LocalStepOperator(StepOperator):
         spec = {
             "command": command,
             "environment": environment,
-            "cwd": self.local_config.working_dir or os.getcwd(),
+            "cwd": self.config.working_dir or os.getcwd(),
             "max_runtime": info.max_runtime or self.config.max_runtime,
             "nodes": info.resources.nodes,
             "attempt_key": info.attempt_key,
@@ -221,17 +222,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class LocalFlavor(Flavor):
-    """The ``local`` flavor: the default when no config exists."""
-
-    @property
-    def name(self) -> str:
-        return "local"
-
-    @property
-    def config_class(self) -> type[StepOperatorConfig]:
-        return LocalStepOperatorConfig
-
-    @property
-    def implementation_class(self) -> type[StepOperator]:
-        return LocalStepOperator
+FLAVOR = Flavor(
+    name="local",
+    config="steplift.flavors.local:LocalStepOperatorConfig",
+    operator="steplift.flavors.local:LocalStepOperator",
+)
+"""The ``local`` flavor: the default when no config exists."""
