@@ -117,6 +117,16 @@ def test_emulator_of_a_missing_provider_exits_two(
     assert 'pip install "steplift[azureml]"' in err
 
 
+def test_emulator_without_its_extra_names_the_providers_emulator_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "steplift_azureml.emulator", None)  # as if it could not
+    assert main(["emulator", "azureml"]) == 2
+    err = capsys.readouterr().err
+    assert "the azureml emulator needs steplift_azureml.emulator" in err
+    assert 'pip install "steplift-azureml[emulator]"' in err
+
+
 @pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_cancels_the_job_and_exits_128_plus_signal(
     isolated_steplift: Path, sig: signal.Signals, expected: int
