@@ -58,10 +58,11 @@ def test_failed_step_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
 def test_usage_and_config_errors_exit_two_with_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
+    code: int | str | None
     with pytest.raises(SystemExit) if argv == ["frobnicate"] else _no_exit() as caught:
         code = main(argv)
     if caught is not None:
-        code = caught.value.code  # type: ignore[union-attr]
+        code = caught.value.code
     err = capsys.readouterr().err
     assert code == 2
     assert message in err
@@ -73,8 +74,8 @@ class _no_exit:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, *exc: object) -> bool:
-        return False
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def test_bad_config_file_exits_two(
