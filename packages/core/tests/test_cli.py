@@ -58,10 +58,11 @@ def test_failed_step_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
 def test_usage_and_config_errors_exit_two_with_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
+    code: int | str | None
     with pytest.raises(SystemExit) if argv == ["frobnicate"] else _no_exit() as caught:
         code = main(argv)
     if caught is not None:
-        code = caught.value.code  # type: ignore[union-attr]
+        code = caught.value.code
     err = capsys.readouterr().err
     assert code == 2
     assert message in err
@@ -73,8 +74,8 @@ class _no_exit:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, *exc: object) -> bool:
-        return False
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def test_bad_config_file_exits_two(
@@ -115,6 +116,16 @@ def test_emulator_of_a_missing_provider_exits_two(
     err = capsys.readouterr().err
     assert "the azureml flavor is not installed" in err
     assert 'pip install "steplift[azureml]"' in err
+
+
+def test_emulator_without_its_extra_names_the_providers_emulator_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "steplift_azureml.emulator", None)  # as if it could not
+    assert main(["emulator", "azureml"]) == 2
+    err = capsys.readouterr().err
+    assert "the azureml emulator needs steplift_azureml.emulator" in err
+    assert 'pip install "steplift-azureml[emulator]"' in err
 
 
 @pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -116,3 +116,28 @@ def test_outside_a_multi_node_job_there_is_one_process() -> None:
 def test_a_malformed_description_is_one_clear_error(env: dict[str, str], named: str) -> None:
     with pytest.raises(ClusterError, match=named):
         read_cluster(env)
+
+
+def test_every_reader_is_registered_and_asked_in_order_of_precedence() -> None:
+    from steplift.cluster import _builtin_readers, cluster_readers
+
+    readers = cluster_readers()
+    assert [reader.name for reader in readers] == ["torch", "vertex", "sagemaker", "steplift"]
+    # Without the distribution's metadata (a source tree) core finds its own readers itself.
+    assert sorted(_builtin_readers(), key=lambda reader: reader.precedence) == list(readers)
+
+
+def test_no_job_inherits_any_readers_variables() -> None:
+    from steplift.cluster import CLUSTER_VARIABLES, cluster_readers, without_cluster
+
+    for reader in cluster_readers():
+        assert reader.variables <= CLUSTER_VARIABLES, reader.name
+    assert {"SM_HOSTS", "CLUSTER_SPEC", "AZUREML_NODE_COUNT", "RANK"} <= CLUSTER_VARIABLES
+    env = {"PATH": "/bin", **dict.fromkeys(CLUSTER_VARIABLES, "1")}
+    assert without_cluster(env) == {"PATH": "/bin"}
+
+
+def test_names_that_moved_beside_their_reader_still_import() -> None:
+    from steplift.cluster import SAGEMAKER_RESOURCE_CONFIG
+
+    assert SAGEMAKER_RESOURCE_CONFIG == "/opt/ml/input/config/resourceconfig.json"

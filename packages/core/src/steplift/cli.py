@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EMULATORS = ("sagemaker", "vertex", "azureml")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,9 +78,23 @@ def _build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("run")
     commands.add_parser("list", help="runs launched from this directory")
     emulator = commands.add_parser("emulator", help="serve a cloud emulator on 127.0.0.1")
-    emulator.add_argument("cloud", choices=EMULATORS)
+    cloud = emulator.add_argument("cloud")
+    cloud.choices = _EmulatorChoices()  # set after add_argument, which would list them now
     emulator.add_argument("args", nargs=argparse.REMAINDER, help="options for the emulator")
     return parser
+
+
+class _EmulatorChoices:
+    """The clouds ``steplift emulator`` takes, from entry points (see
+    :func:`steplift.registry.emulator_names`), looked up only when that command needs them."""
+
+    def __iter__(self) -> Iterator[str]:
+        from steplift.registry import emulator_names
+
+        return iter(emulator_names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in list(self)
 
 
 def _console(stderr: bool = False) -> Console:
@@ -317,18 +330,28 @@ def _cmd_list(_args: argparse.Namespace) -> int:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
+    from steplift.registry import install_command, installed_emulators
+
+    entry = installed_emulators().get(args.cloud)
+    if entry is None or not _importable(entry.module.partition(".")[0]):  # its provider package
+        hint = install_command(args.cloud) or f"pip install the package of the {args.cloud} flavor"
+        raise _usage(f"the {args.cloud} flavor is not installed; add it with: {hint}")
     try:
-        importlib.import_module(f"steplift_{args.cloud}")
-    except ImportError:
-        hint = f'pip install "steplift[{args.cloud}]"'
-        raise _usage(f"the {args.cloud} flavor is not installed; add it with: {hint}") from None
-    try:
-        module = importlib.import_module(f"steplift_{args.cloud}.emulator")
+        serve = entry.load()
     except ImportError as error:
-        hint = f'pip install "steplift-{args.cloud}[emulator]"'
+        package = entry.dist.name if entry.dist is not None else entry.module.partition(".")[0]
+        hint = f'pip install "{package}[emulator]"'
         raise _usage(f"the {args.cloud} emulator needs {error.name}; add it with: {hint}") from None
-    result: Any = module.main(list(args.args))
+    result: Any = serve(list(args.args))
     return int(result or 0)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 class _UsageError(Exception):

@@ -1,40 +1,38 @@
-"""One view of a multi-node job, whichever cloud runs it.
+"""One view of a multi-node job, whichever platform runs it.
 
-Each cloud describes the cluster to the container in its own words:
+Each platform describes the cluster to the container in its own words, and each description
+has a reader of its own in :mod:`steplift.clusters`, beside that platform's variable names
+(the SageMaker resource config, Vertex AI's ``CLUSTER_SPEC``, the torch ``env://`` variables
+of torchrun and Azure ML, steplift's ``local`` flavor). Readers are registered in the
+``steplift.cluster_readers`` entry-point group, so this module names no platform: a new one
+registers its reader from its own distribution.
 
-- SageMaker: ``/opt/ml/input/config/resourceconfig.json`` (``hosts``, ``current_host``), or
-  ``SM_HOSTS``/``SM_CURRENT_HOST`` in framework containers; the chief is the first host.
-- Vertex AI: ``CLUSTER_SPEC``, a JSON document whose ``workerpool0`` holds the chief and
-  ``workerpool1`` the other replicas, with ``task`` naming this replica.
-- Azure ML's PyTorch distribution (and torchrun): the torch ``env://`` variables themselves,
-  per process (``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE``, ``RANK``, ``NODE_RANK``,
-  ``LOCAL_RANK``).
-- steplift's ``local`` flavor: ``STEPLIFT_NODES``, ``NODE_RANK``, ``MASTER_ADDR``,
-  ``MASTER_PORT``.
-
-:func:`read_cluster` turns any of these into a :class:`Cluster` (node level); the entrypoint
-derives each process's :class:`Distributed` view from it and exports the torch variables, so
-that inside a step ``steplift.distributed()`` and ``torch.distributed.init_process_group("gloo"
-or "nccl")`` both just work. Standard library only: this runs in every job.
+:func:`read_cluster` asks the registered readers in order of precedence and turns the first
+description found into a :class:`Cluster` (node level); the entrypoint derives each process's
+:class:`Distributed` view from it and exports the torch variables, so that inside a step
+``steplift.distributed()`` and ``torch.distributed.init_process_group("gloo" or "nccl")``
+both just work. Standard library only: this runs in every job.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from functools import cache
+from typing import TYPE_CHECKING
 
 DEFAULT_MASTER_PORT = 29500
-"""torch's own default rendezvous port, used where a cloud names hosts but no port."""
+"""torch's own default rendezvous port, used where a platform names hosts but no port."""
 
-SAGEMAKER_RESOURCE_CONFIG = "/opt/ml/input/config/resourceconfig.json"
+READER_GROUP = "steplift.cluster_readers"
+"""The entry-point group of cluster readers: ``NAME = "module:READER"``, each a
+:class:`ClusterReader` whose name is ``NAME``."""
 
 NODES_VARIABLE = "STEPLIFT_NODES"
 LOCAL_GPUS_VARIABLE = "STEPLIFT_LOCAL_GPUS"
 
-CLUSTER_VARIABLES = frozenset(
+TORCH_VARIABLES = frozenset(
     {
         "MASTER_ADDR",
         "MASTER_PORT",
@@ -43,23 +41,16 @@ CLUSTER_VARIABLES = frozenset(
         "NODE_RANK",
         "LOCAL_RANK",
         "LOCAL_WORLD_SIZE",
-        NODES_VARIABLE,
-        LOCAL_GPUS_VARIABLE,
-        "CLUSTER_SPEC",
-        "SM_HOSTS",
-        "SM_CURRENT_HOST",
-        "SM_INPUT_CONFIG_DIR",
-        "AZUREML_NODE_COUNT",
     }
 )
-"""Every variable that describes a cluster to a process. A job never inherits these from
-whatever launched it (a launcher may itself run in a cluster): the job's own platform sets
-them."""
+"""The variables of torch's ``env://`` rendezvous, which steplift exports to every process."""
 
-
-def without_cluster(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` without any cluster description (see :data:`CLUSTER_VARIABLES`)."""
-    return {name: value for name, value in env.items() if name not in CLUSTER_VARIABLES}
+if TYPE_CHECKING:
+    CLUSTER_VARIABLES: frozenset[str]
+    """Every variable that describes a cluster to a process: steplift's own
+    (:data:`TORCH_VARIABLES` and its two) and every registered reader's. A job never inherits
+    these from whatever launched it (a launcher may itself run in a cluster): the job's own
+    platform sets them. Computed on first use (it asks the entry points)."""
 
 
 class ClusterError(RuntimeError):
@@ -75,9 +66,25 @@ class Cluster:
     master_addr: str
     master_port: int
     source: str
-    """Which description it was read from: sagemaker, vertex, torch, steplift or single."""
+    """Which description it was read from: the reader's name (sagemaker, vertex, torch,
+    steplift), or single."""
     process: tuple[int, int, int] | None = None
     """(rank, local_rank, local_world_size) when the platform started this process itself."""
+
+
+@dataclass(frozen=True)
+class ClusterReader:
+    """One platform's cluster description, as a reader registered in :data:`READER_GROUP`."""
+
+    name: str
+    """The :attr:`Cluster.source` of what it reads (also its entry point's name)."""
+    precedence: int
+    """Readers are asked in increasing precedence; the first that finds its description wins."""
+    variables: frozenset[str]
+    """The variables it reads: no job inherits them from its launcher."""
+    read: Callable[[Mapping[str, str]], Cluster | None]
+    """The cluster ``env`` describes, or None when ``env`` holds no description of this kind;
+    raises :class:`ClusterError` when the description is there but malformed."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,8 @@ class Distributed:
         }
 
 
-def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int | None = None) -> int:
+    """The integer variable ``name``; ``default`` when unset or empty (ClusterError without)."""
     raw = env.get(name)
     if raw is None or raw == "":
         if default is None:
@@ -131,114 +139,79 @@ def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:
         raise ClusterError(f"{name} must be an integer, not {raw!r}") from None
 
 
-def _host_port(address: str, what: str) -> tuple[str, int]:
+def host_port(address: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` split; ClusterError naming ``what`` otherwise."""
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ClusterError(f"{what} must look like HOST:PORT, not {address!r}")
     return host, int(port)
 
 
-def _from_torch(env: Mapping[str, str]) -> Cluster:
-    world = _int(env, "WORLD_SIZE")
-    rank = _int(env, "RANK")
-    local_rank = _int(env, "LOCAL_RANK", 0)
-    local_world = _int(env, "LOCAL_WORLD_SIZE", 0)
-    nodes = _int(env, NODES_VARIABLE, 0) or _int(env, "AZUREML_NODE_COUNT", 0)
-    if not local_world:
-        local_world = max(world // nodes, 1) if nodes else 1
-    if not nodes:
-        nodes = max(world // local_world, 1)
-    node_rank = _int(env, "NODE_RANK", rank // local_world)
-    return Cluster(
-        nodes=nodes,
-        node_rank=node_rank,
-        master_addr=env["MASTER_ADDR"],
-        master_port=_int(env, "MASTER_PORT"),
-        source="torch",
-        process=(rank, local_rank, local_world),
-    )
+@cache
+def cluster_readers() -> tuple[ClusterReader, ...]:
+    """Every registered reader, in the order :func:`read_cluster` asks them."""
+    from importlib.metadata import entry_points
+
+    readers = [entry.load() for entry in entry_points(group=READER_GROUP)]
+    if not readers:  # core run from a source tree, without its distribution's metadata
+        readers = _builtin_readers()
+    for reader in readers:
+        if not isinstance(reader, ClusterReader):
+            raise ClusterError(f"{reader!r} registered in {READER_GROUP} is not a ClusterReader")
+    return tuple(sorted(readers, key=lambda reader: (reader.precedence, reader.name)))
 
 
-def _from_vertex(env: Mapping[str, str]) -> Cluster:
-    try:
-        spec = json.loads(env["CLUSTER_SPEC"])
-        pools = spec["cluster"]
-        task = spec["task"]
-        chief = list(pools["workerpool0"])
-        workers = list(pools.get("workerpool1", []))
-        pool, index = str(task["type"]), int(task["index"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ClusterError(f"CLUSTER_SPEC is not a Vertex AI cluster spec: {error}") from None
-    if pool not in ("workerpool0", "workerpool1") or not chief:
-        raise ClusterError(f"CLUSTER_SPEC names task {pool!r}; steplift uses workerpool0 and 1")
-    master_addr, master_port = _host_port(chief[0], "CLUSTER_SPEC workerpool0[0]")
-    node_rank = index if pool == "workerpool0" else len(chief) + index
-    return Cluster(
-        nodes=len(chief) + len(workers),
-        node_rank=node_rank,
-        master_addr=env.get("MASTER_ADDR", master_addr),
-        master_port=_int(env, "MASTER_PORT", master_port),
-        source="vertex",
-    )
+def _builtin_readers() -> list[ClusterReader]:
+    """The readers shipped in :mod:`steplift.clusters`, found without entry points."""
+    import importlib
+    import pkgutil
+
+    import steplift.clusters
+
+    modules = pkgutil.iter_modules(steplift.clusters.__path__, "steplift.clusters.")
+    found = [importlib.import_module(module.name) for module in modules if not module.ispkg]
+    return [module.READER for module in found if hasattr(module, "READER")]
 
 
-def _from_sagemaker(env: Mapping[str, str], config_file: Path | None) -> Cluster:
-    if config_file is not None:
-        try:
-            document = json.loads(config_file.read_text())
-            hosts = [str(host) for host in document["hosts"]]
-            current = str(document["current_host"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ClusterError(
-                f"{config_file} is not a SageMaker resource config: {error}"
-            ) from None
-    else:
-        try:
-            hosts = [str(host) for host in json.loads(env["SM_HOSTS"])]
-        except (ValueError, TypeError) as error:
-            raise ClusterError(f"SM_HOSTS must be a JSON list of hosts: {error}") from None
-        current = env.get("SM_CURRENT_HOST", "")
-    hosts = sorted(hosts)
-    if current not in hosts:
-        raise ClusterError(f"current host {current!r} is not among the job's hosts {hosts}")
-    return Cluster(
-        nodes=len(hosts),
-        node_rank=hosts.index(current),
-        master_addr=env.get("MASTER_ADDR", hosts[0]),
-        master_port=_int(env, "MASTER_PORT", DEFAULT_MASTER_PORT),
-        source="sagemaker",
-    )
+@cache
+def _cluster_variables() -> frozenset[str]:
+    own = TORCH_VARIABLES | {NODES_VARIABLE, LOCAL_GPUS_VARIABLE}
+    return own.union(*(reader.variables for reader in cluster_readers()))
 
 
-def _sagemaker_config(env: Mapping[str, str]) -> Path | None:
-    folder = env.get("SM_INPUT_CONFIG_DIR")
-    path = Path(folder, "resourceconfig.json") if folder else Path(SAGEMAKER_RESOURCE_CONFIG)
-    return path if path.is_file() else None
+_MOVED = {"SAGEMAKER_RESOURCE_CONFIG": ("steplift.clusters.sagemaker", "RESOURCE_CONFIG")}
+"""Names that moved beside their platform's reader, still importable from here."""
+
+
+def __getattr__(name: str) -> object:
+    if name == "CLUSTER_VARIABLES":
+        return _cluster_variables()
+    if name in _MOVED:
+        import importlib
+
+        module, attribute = _MOVED[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def without_cluster(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without any cluster description (see :data:`CLUSTER_VARIABLES`)."""
+    variables = _cluster_variables()
+    return {name: value for name, value in env.items() if name not in variables}
 
 
 def read_cluster(env: Mapping[str, str] | None = None) -> Cluster:
     """The cluster this node belongs to, from whichever description the platform gave."""
     env = os.environ if env is None else env
-    if all(name in env for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
-        return _from_torch(env)
-    if "CLUSTER_SPEC" in env:
-        return _from_vertex(env)
-    config_file = _sagemaker_config(env)
-    if config_file is not None or "SM_HOSTS" in env:
-        return _from_sagemaker(env, config_file)
-    if NODES_VARIABLE in env:
-        return Cluster(
-            nodes=_int(env, NODES_VARIABLE),
-            node_rank=_int(env, "NODE_RANK", 0),
-            master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
-            master_port=_int(env, "MASTER_PORT", DEFAULT_MASTER_PORT),
-            source="steplift",
-        )
+    for reader in cluster_readers():
+        cluster = reader.read(env)
+        if cluster is not None:
+            return cluster
     return Cluster(
         nodes=1,
         node_rank=0,
         master_addr=env.get("MASTER_ADDR", "127.0.0.1"),
-        master_port=_int(env, "MASTER_PORT", DEFAULT_MASTER_PORT),
+        master_port=env_int(env, "MASTER_PORT", DEFAULT_MASTER_PORT),
         source="single",
     )
 
@@ -272,7 +245,7 @@ def distributed(env: Mapping[str, str] | None = None) -> Distributed:
     a single process sees ``world_size == 1``.
     """
     env = os.environ if env is None else env
-    gpus = _int(env, LOCAL_GPUS_VARIABLE, 0)
+    gpus = env_int(env, LOCAL_GPUS_VARIABLE, 0)
     return process_view(read_cluster(env), local_rank=0, processes_per_node=1, gpus=gpus)
 
 
