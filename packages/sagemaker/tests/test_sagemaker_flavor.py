@@ -337,3 +337,27 @@ def test_credentials_stay_out_of_the_run_index() -> None:
     assert "aws_access_key_id" not in portable and "aws_secret_access_key" not in portable
     assert "very-secret" not in json.dumps(portable)
     assert flavor.validate_config(portable) is not None  # still rebuilds an operator
+
+
+def test_the_emulator_says_how_to_reach_it_and_which_attempt_a_job_is(
+    scripted: SageMakerEmulator, make_operator: MakeOperator
+) -> None:
+    from steplift_sagemaker.secrets import SECRET_ARN
+
+    config = scripted.operator_config(gpu="T4:1")
+    assert config["flavor"] == "sagemaker" == scripted.flavor
+    assert config["endpoint_url"] == scripted.endpoint_url and config["gpu"] == "T4:1"
+    operator = make_operator(scripted)  # every field the emulator's: its own bucket too
+    s3 = boto3.session.Session().client("s3", endpoint_url=scripted.endpoint_url)
+    s3.head_bucket(Bucket=operator.config.bucket.removeprefix("s3://").split("/")[0])
+    step = info("attempt-key")
+    handle = operator.submit(step, ["python"], {})
+    assert scripted.attempt_key(handle.job_id.upper()) == operator.job_name(step)
+    with pytest.raises(KeyError):
+        scripted.attempt_key("no-such-job")
+
+    arn = scripted.add_secret("emulated-secret", "one")
+    assert SECRET_ARN.match(arn)
+    assert scripted.add_secret("emulated-secret", "two") == arn
+    value = boto3.session.Session().client("secretsmanager").get_secret_value(SecretId=arn)
+    assert value["SecretString"] == "two"
