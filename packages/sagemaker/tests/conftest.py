@@ -1,15 +1,21 @@
-"""Fixtures for the SageMaker emulator tests: one emulator per mode, real boto3 clients."""
+"""Fixtures for the SageMaker tests: one emulator per mode, real boto3 clients, and
+operators pointed at an emulator."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sagemaker_helpers import EmulatorClients, MakeOperator
 
+from steplift.launch.policy import LaunchPolicy
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift_sagemaker.emulator import SageMakerEmulator
-from steplift_sagemaker.emulator.testing import EmulatorClients
+from steplift_sagemaker.flavor import FLAVOR
+from steplift_sagemaker.operator import SageMakerStepOperator
 
 EMULATOR_BUCKET = "steplift-emulator-tests"
 
@@ -57,3 +63,30 @@ def script(tmp_path: Path) -> Callable[[str], list[str]]:
         return ["python", str(path)]
 
     return write
+
+
+@pytest.fixture
+def make_operator(monkeypatch: pytest.MonkeyPatch) -> MakeOperator:
+    """A ``sagemaker`` operator pointed at a running emulator: ``emulator.operator_config``
+    with ``fields`` over it, validated and created by the flavor. The test's environment
+    gets the emulator's client variables too (plain boto3 clients in a test then reach it)."""
+
+    def make(
+        emulator: SageMakerEmulator,
+        *,
+        name: str = "emulated",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        policy: LaunchPolicy | None = None,
+        **fields: Any,
+    ) -> SageMakerStepOperator:
+        for key, value in emulator.client_env().items():
+            monkeypatch.setenv(key, value)
+        table = emulator.operator_config(**fields)
+        assert table.pop("flavor") == FLAVOR.name  # the config class itself has no such field
+        config = FLAVOR.validate_config(table)
+        operator = FLAVOR.create(config, name=name, clock=clock, sleep=sleep, policy=policy)
+        assert isinstance(operator, SageMakerStepOperator)
+        return operator
+
+    return make

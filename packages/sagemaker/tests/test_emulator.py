@@ -19,6 +19,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from sagemaker_helpers import (
+    EmulatorClients,
+    make_client,
+    training_job_request,
+)
 
 from steplift.testing.emulation import (
     Emulator,
@@ -30,11 +35,6 @@ from steplift.testing.emulation import (
     wait_until,
 )
 from steplift_sagemaker.emulator import SageMakerEmulator
-from steplift_sagemaker.emulator.testing import (
-    EmulatorClients,
-    make_client,
-    training_job_request,
-)
 
 BUCKET = "steplift-emulator-tests"  # created by the `execute` fixture's emulator
 Script = Callable[[str], list[str]]

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from sagemaker_helpers import MakeOperator
 
 from steplift.models import StepRunInfo
 from steplift.states import FailureKind, JobState
-from steplift.testing import ConformanceClock, launch_together
+from steplift.testing import launch_together
 from steplift.testing.emulation import Faults, ScriptStep
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.emulator.jobs import PRIMARY_OF
-from steplift_sagemaker.flavor import FLAVOR
-from steplift_sagemaker.operator import (
-    SageMakerStepOperator,
-    status_from_description,
-    status_from_summary,
-)
+from steplift_sagemaker.status import status_from_description, status_from_summary
 
 ROLE = "arn:aws:iam::123456789012:role/steplift"
 BUCKET = "steplift-batched"
+BUCKET_URI = f"s3://{BUCKET}/runs"
 LAUNCHES = 30
 STEPS_TO_END = 5  # the emulator's default script: Starting .. Uploading, then Completed
 IN_PROGRESS = sorted(status for status, primary in PRIMARY_OF.items() if primary == "InProgress")
@@ -47,31 +43,6 @@ def emulator() -> Iterator[SageMakerEmulator]:
 def _clean(emulator: SageMakerEmulator) -> Iterator[None]:
     yield
     emulator.reset()
-
-
-def make_operator(
-    emulator: SageMakerEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: ConformanceClock | None = None,
-    **fields: Any,
-) -> SageMakerStepOperator:
-    for key, value in emulator.client_env().items():
-        monkeypatch.setenv(key, value)
-    flavor = FLAVOR
-    config = flavor.validate_config(
-        {
-            "region": "us-east-1",
-            "role_arn": ROLE,
-            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest",
-            "bucket": f"s3://{BUCKET}/runs",
-            "endpoint_url": emulator.endpoint_url,
-            **fields,
-        }
-    )
-    clock = clock or ConformanceClock(real_pause=0)
-    operator = flavor.create(config, clock=clock.now, sleep=clock.sleep)
-    assert isinstance(operator, SageMakerStepOperator)
-    return operator
 
 
 def step_info(run: str, step: str) -> StepRunInfo:
@@ -120,9 +91,9 @@ def test_a_completed_summary_says_all_a_describe_would() -> None:
 
 @pytest.mark.parametrize("secondary", IN_PROGRESS)
 def test_the_emulators_summary_and_describe_give_the_same_status(
-    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, secondary: str
+    emulator: SageMakerEmulator, make_operator: MakeOperator, secondary: str
 ) -> None:
-    operator = make_operator(emulator, monkeypatch)
+    operator = make_operator(emulator, bucket=BUCKET_URI)
     info = step_info("mapping", secondary)
     emulator.script(operator.job_name(info), [secondary])  # one step: it stays there
     handle = operator.submit(info, ["python"], {})
@@ -135,9 +106,9 @@ def test_the_emulators_summary_and_describe_give_the_same_status(
 
 
 def test_jobs_in_progress_cost_a_call_per_page_and_ended_ones_are_left_out(
-    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    emulator: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(emulator, monkeypatch)
+    operator = make_operator(emulator, bucket=BUCKET_URI)
     handles = [operator.submit(step_info("pages", f"s{n}"), ["python"], {}) for n in range(250)]
     emulator.requests.clear()
     statuses = operator.get_statuses(handles)
@@ -164,11 +135,11 @@ def test_jobs_in_progress_cost_a_call_per_page_and_ended_ones_are_left_out(
 
 
 def test_an_adopted_job_is_listed_unbounded_once_then_by_its_creation_time(
-    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    emulator: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(emulator, monkeypatch)
+    operator = make_operator(emulator, bucket=BUCKET_URI)
     info = step_info("adopted", "s")
-    handle = make_operator(emulator, monkeypatch).submit(info, ["python"], {})
+    handle = make_operator(emulator, bucket=BUCKET_URI).submit(info, ["python"], {})
     emulator.requests.clear()
     assert operator.get_statuses([handle])[handle.job_id].state is JobState.PENDING
     assert operator.get_statuses([handle])[handle.job_id].state is JobState.PENDING
@@ -179,9 +150,9 @@ def test_an_adopted_job_is_listed_unbounded_once_then_by_its_creation_time(
 
 
 def test_a_failed_listing_is_transient_like_a_failed_describe(
-    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    emulator: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(emulator, monkeypatch, max_attempts=1)
+    operator = make_operator(emulator, bucket=BUCKET_URI, max_attempts=1)
     handle = operator.submit(step_info("storm", "s"), ["python"], {})
     emulator.set_faults(Faults(throttle_rate=1.0))
     with pytest.raises(ClientError) as listing:
@@ -198,11 +169,14 @@ def test_a_failed_listing_is_transient_like_a_failed_describe(
 
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "per-job"])
 def test_concurrent_launches_share_their_status_calls(
-    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, batched: bool
+    emulator: SageMakerEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    batched: bool,
+    make_operator: MakeOperator,
 ) -> None:
     for key, value in emulator.client_env().items():
         monkeypatch.setenv(key, value)
-    operator = make_operator(emulator, monkeypatch)
+    operator = make_operator(emulator, bucket=BUCKET_URI)
     monkeypatch.setattr(operator, "policy", replace(operator.policy, batched_status=batched))
     run = f"fleet-{'on' if batched else 'off'}"
     infos = [step_info(run, f"s{number}") for number in range(LAUNCHES)]

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from sagemaker_helpers import MakeOperator
 
 from steplift.errors import ConfigError
 from steplift.models import Resources, StepRunInfo
@@ -17,11 +18,12 @@ from steplift.states import FailureKind, JobState
 from steplift.testing.processes import modules_loaded_by
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.flavor import FLAVOR
-from steplift_sagemaker.operator import SageMakerStepOperator, failure_kind, status_from_description
 from steplift_sagemaker.resources import TRAINING_INSTANCE_TYPES, instance_type_for_gpu
+from steplift_sagemaker.status import failure_kind, status_from_description
 
 ROLE = "arn:aws:iam::123456789012:role/steplift"
 BUCKET = "steplift-shapes"
+BUCKET_URI = f"s3://{BUCKET}/runs"
 BASE = {
     "region": "us-east-1",
     "role_arn": ROLE,
@@ -34,18 +36,6 @@ BASE = {
 def scripted() -> Iterator[SageMakerEmulator]:
     with SageMakerEmulator(mode="scripted") as running:
         yield running
-
-
-def make_operator(
-    emulator: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch, **fields: Any
-) -> SageMakerStepOperator:
-    for key, value in emulator.client_env().items():
-        monkeypatch.setenv(key, value)
-    flavor = FLAVOR
-    config = flavor.validate_config({**BASE, "endpoint_url": emulator.endpoint_url, **fields})
-    operator = flavor.create(config, name="sm")
-    assert isinstance(operator, SageMakerStepOperator)
-    return operator
 
 
 def info(step: str, **fields: Any) -> StepRunInfo:
@@ -120,11 +110,12 @@ def test_config_errors_name_the_field(fields: dict[str, Any], field: str) -> Non
 
 
 def test_request_shape_carries_gpu_entrypoint_env_spot_tags_and_timeouts(
-    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
     operator = make_operator(
         scripted,
-        monkeypatch,
+        name="sm",
+        bucket=BUCKET_URI,
         gpu="T4:1",
         spot=True,
         max_runtime=1800,
@@ -175,9 +166,9 @@ def test_request_shape_carries_gpu_entrypoint_env_spot_tags_and_timeouts(
 
 
 def test_resubmitting_adopts_the_existing_job(
-    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(scripted, monkeypatch)
+    operator = make_operator(scripted, name="sm", bucket=BUCKET_URI)
     step = info("twice")
     first = operator.submit(step, ["python"], {})
     again = operator.submit(step, ["python"], {})
@@ -187,9 +178,9 @@ def test_resubmitting_adopts_the_existing_job(
 
 
 def test_scripted_lifecycle_is_normalised(
-    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(scripted, monkeypatch)
+    operator = make_operator(scripted, name="sm", bucket=BUCKET_URI)
     handle = operator.submit(info("life"), ["python"], {})
     states = [operator.get_status(handle).state for _ in range(5)]
     assert states[0] is JobState.PENDING
@@ -198,9 +189,9 @@ def test_scripted_lifecycle_is_normalised(
 
 
 def test_bad_input_makes_no_api_call(
-    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(scripted, monkeypatch)
+    operator = make_operator(scripted, name="sm", bucket=BUCKET_URI)
     before = len(scripted.requests.list())
     with pytest.raises(ConfigError, match="at most 100 variables"):
         operator.submit(info("env"), ["python"], {f"K{i}": "v" for i in range(101)})
@@ -248,9 +239,9 @@ def test_stopped_by_max_runtime_is_a_timeout() -> None:
 
 
 def test_logs_are_read_incrementally_without_duplicates(
-    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(scripted, monkeypatch)
+    operator = make_operator(scripted, name="sm", bucket=BUCKET_URI)
     handle = operator.submit(info("logs"), ["python"], {})
     logs = boto3.session.Session().client("logs", endpoint_url=scripted.endpoint_url)
     group, stream = "/aws/sagemaker/TrainingJobs", f"{handle.job_id}/algo-1-1700000000"
@@ -284,20 +275,16 @@ def test_importing_the_flavor_imports_no_sdk() -> None:
 
 
 def test_a_throttling_storm_slows_the_launch_down_but_creates_one_job(
-    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
     from steplift.operator import LaunchObserver
     from steplift.testing import ConformanceClock
     from steplift.testing.emulation import Faults
 
     clock = ConformanceClock(real_pause=0)
-    for key, value in scripted.client_env().items():
-        monkeypatch.setenv(key, value)
-    flavor = FLAVOR
-    config = flavor.validate_config(
-        {**BASE, "endpoint_url": scripted.endpoint_url, "max_attempts": 1}
+    operator = make_operator(
+        scripted, clock=clock.now, sleep=clock.sleep, bucket=BUCKET_URI, max_attempts=1
     )
-    operator = flavor.create(config, clock=clock.now, sleep=clock.sleep)
     boto3.session.Session().client("s3", endpoint_url=scripted.endpoint_url).create_bucket(
         Bucket=BUCKET
     )
@@ -324,12 +311,12 @@ def test_a_throttling_storm_slows_the_launch_down_but_creates_one_job(
 
 
 def test_a_quota_refusal_at_create_is_a_quota_failure(
-    scripted: SageMakerEmulator, monkeypatch: pytest.MonkeyPatch
+    scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
     from steplift.errors import StepFailed
     from steplift.testing.emulation import Faults
 
-    operator = make_operator(scripted, monkeypatch)
+    operator = make_operator(scripted, name="sm", bucket=BUCKET_URI)
     scripted.set_faults(Faults(refuse_create="quota"))
     try:
         with pytest.raises(StepFailed) as caught:
@@ -350,3 +337,27 @@ def test_credentials_stay_out_of_the_run_index() -> None:
     assert "aws_access_key_id" not in portable and "aws_secret_access_key" not in portable
     assert "very-secret" not in json.dumps(portable)
     assert flavor.validate_config(portable) is not None  # still rebuilds an operator
+
+
+def test_the_emulator_says_how_to_reach_it_and_which_attempt_a_job_is(
+    scripted: SageMakerEmulator, make_operator: MakeOperator
+) -> None:
+    from steplift_sagemaker.secrets import SECRET_ARN
+
+    config = scripted.operator_config(gpu="T4:1")
+    assert config["flavor"] == "sagemaker" == scripted.flavor
+    assert config["endpoint_url"] == scripted.endpoint_url and config["gpu"] == "T4:1"
+    operator = make_operator(scripted)  # every field the emulator's: its own bucket too
+    s3 = boto3.session.Session().client("s3", endpoint_url=scripted.endpoint_url)
+    s3.head_bucket(Bucket=operator.config.bucket.removeprefix("s3://").split("/")[0])
+    step = info("attempt-key")
+    handle = operator.submit(step, ["python"], {})
+    assert scripted.attempt_key(handle.job_id.upper()) == operator.job_name(step)
+    with pytest.raises(KeyError):
+        scripted.attempt_key("no-such-job")
+
+    arn = scripted.add_secret("emulated-secret", "one")
+    assert SECRET_ARN.match(arn)
+    assert scripted.add_secret("emulated-secret", "two") == arn
+    value = boto3.session.Session().client("secretsmanager").get_secret_value(SecretId=arn)
+    assert value["SecretString"] == "two"

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from sagemaker_helpers import EmulatorClients, MakeOperator, training_job_request
 
 from steplift.errors import ConfigError, StepFailed
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
@@ -24,42 +25,16 @@ from steplift.states import FailureKind
 from steplift.testing import ConformanceClock, steps
 from steplift.testing.emulation import JobProcess, group_alive, wait_until
 from steplift_sagemaker.emulator import SageMakerEmulator
-from steplift_sagemaker.emulator.testing import EmulatorClients, training_job_request
-from steplift_sagemaker.flavor import FLAVOR
-from steplift_sagemaker.operator import SageMakerStepOperator
+from steplift_sagemaker.requests import build_request
 
 ROLE = "arn:aws:iam::123456789012:role/steplift"
 BUCKET = "steplift-emulator-tests"  # created by the `execute` fixture's emulator
+BUCKET_URI = f"s3://{BUCKET}/runs"
 _names = itertools.count()
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{next(_names)}-{int(time.time())}"
-
-
-def make_operator(
-    emulator: SageMakerEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: ConformanceClock | None = None,
-    **fields: Any,
-) -> SageMakerStepOperator:
-    for key, value in emulator.client_env().items():
-        monkeypatch.setenv(key, value)
-    flavor = FLAVOR
-    config = flavor.validate_config(
-        {
-            "region": emulator.region,
-            "role_arn": ROLE,
-            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest",
-            "bucket": f"s3://{BUCKET}/runs",
-            "endpoint_url": emulator.endpoint_url,
-            **fields,
-        }
-    )
-    clock = clock or ConformanceClock(real_pause=0)
-    operator = flavor.create(config, name="sm", clock=clock.now, sleep=clock.sleep)
-    assert isinstance(operator, SageMakerStepOperator)
-    return operator
 
 
 def step_info(step: str, **fields: Any) -> StepRunInfo:
@@ -99,9 +74,9 @@ def _all_gone(processes: list[JobProcess]) -> bool:
 
 
 def test_a_multi_node_request_asks_for_one_instance_per_node(
-    scripted: EmulatorClients, monkeypatch: pytest.MonkeyPatch
+    scripted: EmulatorClients, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(scripted.emulator, monkeypatch)
+    operator = make_operator(scripted.emulator, name="sm", bucket=BUCKET_URI)
     info = step_info("nodes", resources=Resources(nodes=2, gpu="A100:8", processes_per_node="gpu"))
     handle = operator.submit(info, ["python", "-m", "steplift.entrypoint"], {})
     [create] = [
@@ -121,8 +96,10 @@ def test_a_multi_node_request_asks_for_one_instance_per_node(
 
     single = operator.submit(step_info("single"), ["python"], {})
     assert "instance_count" not in single.extra
-    agreeing = make_operator(scripted.emulator, monkeypatch, instance_count=2)
-    request = agreeing.create_request(step_info("agree", resources=Resources(nodes=2)), ["p"], {})
+    agreeing = make_operator(scripted.emulator, name="sm", bucket=BUCKET_URI, instance_count=2)
+    request = build_request(
+        agreeing.config, step_info("agree", resources=Resources(nodes=2)), ["p"], {}
+    )
     assert request["ResourceConfig"]["InstanceCount"] == 2
 
 
@@ -137,12 +114,12 @@ def test_a_multi_node_request_asks_for_one_instance_per_node(
 )
 def test_a_step_sagemaker_cannot_run_is_refused_before_any_call(
     scripted: EmulatorClients,
-    monkeypatch: pytest.MonkeyPatch,
+    make_operator: MakeOperator,
     fields: dict[str, Any],
     resources: Resources,
     field: str,
 ) -> None:
-    operator = make_operator(scripted.emulator, monkeypatch, **fields)
+    operator = make_operator(scripted.emulator, name="sm", bucket=BUCKET_URI, **fields)
     before = len(scripted.emulator.requests)
     with pytest.raises(ConfigError) as caught:
         operator.launch(step_info(unique("refused"), resources=resources), ["python"])
@@ -164,9 +141,9 @@ def _put_lines(clients: EmulatorClients, stream: str, lines: list[str]) -> None:
 
 
 def test_logs_of_several_hosts_carry_the_node_rank(
-    scripted: EmulatorClients, monkeypatch: pytest.MonkeyPatch
+    scripted: EmulatorClients, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(scripted.emulator, monkeypatch)
+    operator = make_operator(scripted.emulator, name="sm", bucket=BUCKET_URI)
 
     def handle(name: str, **extra: str) -> JobHandle:
         return JobHandle(flavor="sagemaker", job_id=name, name=name, extra=extra)
@@ -331,10 +308,13 @@ class _LoseHostTwo(LaunchObserver):
 
 
 def test_a_lost_host_fails_the_step_naming_it_and_leaves_no_process(
-    execute: EmulatorClients, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    execute: EmulatorClients, make_operator: MakeOperator, tmp_path: Any
 ) -> None:
     emulator = execute.emulator
-    operator = make_operator(emulator, monkeypatch, ConformanceClock())
+    clock = ConformanceClock()
+    operator = make_operator(
+        emulator, name="sm", clock=clock.now, sleep=clock.sleep, bucket=BUCKET_URI
+    )
     observer = _LoseHostTwo(emulator)
     launcher = StepLauncher(operator, observer=observer, index=RunIndex(tmp_path))
     spec = StepSpec.for_function(steps.fail_on_rank, (7, "never"), {})
@@ -358,10 +338,14 @@ def test_a_lost_host_fails_the_step_naming_it_and_leaves_no_process(
 
 
 def test_one_process_per_gpu_counts_the_instance_types_gpus(
-    scripted: EmulatorClients, monkeypatch: pytest.MonkeyPatch
+    scripted: EmulatorClients, make_operator: MakeOperator
 ) -> None:
-    operator = make_operator(scripted.emulator, monkeypatch, instance_type="ml.g5.12xlarge")
+    operator = make_operator(
+        scripted.emulator, name="sm", bucket=BUCKET_URI, instance_type="ml.g5.12xlarge"
+    )
     step = step_info("per-gpu", resources=Resources(nodes=2, processes_per_node="gpu"))
     assert (operator.gpus_per_node(step), operator.processes_per_node(step)) == (4, 4)
-    cpu = make_operator(scripted.emulator, monkeypatch, instance_type="ml.m5.xlarge")
+    cpu = make_operator(
+        scripted.emulator, name="sm", bucket=BUCKET_URI, instance_type="ml.m5.xlarge"
+    )
     assert cpu.processes_per_node(step) == 1

@@ -1,4 +1,5 @@
-"""boto3 clients, created lazily, with botocore's own retry machinery configured once."""
+"""boto3 clients, created lazily, with botocore's own retry machinery configured once; which
+of their errors are worth asking again."""
 
 from __future__ import annotations
 
@@ -8,6 +9,17 @@ if TYPE_CHECKING:
     from steplift_sagemaker.config import SageMakerStepOperatorConfig
 
 MAX_ATTEMPTS = 5
+TRANSIENT_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
 
 
 def make_client(
@@ -36,3 +48,16 @@ def make_client(
     return session.client(  # type: ignore[call-overload]
         service, endpoint_url=config.endpoint_url, config=retries
     )
+
+
+def is_transient_error(error: Exception) -> bool:
+    """Throttling, 5xx and lost connections that outlasted botocore's own retries."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(error, ConnectionError | HTTPClientError):
+        return True
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return details.get("Code") in TRANSIENT_CODES or int(status) >= 500
+    return False

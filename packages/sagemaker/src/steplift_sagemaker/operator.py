@@ -10,131 +10,33 @@ the lines of host ``algo-<R+1>`` when the job has several hosts.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from steplift.errors import ConfigError, StepFailed
+from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import StepOperator
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.states import FailureKind, JobState
-from steplift.store import ArtifactStore, join_uri
-from steplift_sagemaker.clients import make_client
-from steplift_sagemaker.config import SageMakerStepOperatorConfig, check_environment
-from steplift_sagemaker.resources import (
-    DEFAULT_CPU_INSTANCE_TYPE,
-    check_instance_type,
-    gpus_of_instance_type,
-    instance_type_for_gpu,
-)
+from steplift.store import ArtifactStore
+from steplift_sagemaker import logs, requests
+from steplift_sagemaker.clients import is_transient_error, make_client
+from steplift_sagemaker.config import SageMakerStepOperatorConfig
+from steplift_sagemaker.logs import INSTANCE_COUNT
+from steplift_sagemaker.requests import CHECKPOINT_LOCAL_PATH
+from steplift_sagemaker.resources import gpus_of_instance_type, step_instance_type
+from steplift_sagemaker.status import status_from_description, status_from_summary
 from steplift_sagemaker.store import S3ArtifactStore
-
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-INSTANCE_COUNT = "instance_count"
-"""Key of a multi-host job's host count in its handle's ``extra``."""
-_STREAM_HOST = re.compile(r"^algo-(\d+)$")
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
-DEFAULT_MAX_RUNTIME = 86400  # what SageMaker itself assumes when none is given
-MAX_CONTAINER_ITEM = 256
-MAX_CONTAINER_ITEMS = 100
-TRANSIENT_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "InternalFailure",
-    "InternalServerError",
-    "ServiceUnavailable",
-}
 
 LIST_PAGE_SIZE = 100  # ListTrainingJobs' largest MaxResults
 CREATION_SLACK = 900.0
 """Seconds a job's CreationTime may precede our clock at submit: AWS refuses a request signed
 more than 5 minutes (S3: 15) off its own clock, so a created job is never older than this."""
-
-# SecondaryStatus values during which the job has not started the user's code yet.
-_NOT_STARTED = {
-    "Starting",
-    "Pending",
-    "LaunchingMLInstances",
-    "PreparingTrainingStack",
-    "Downloading",
-    "DownloadingTrainingImage",
-    "Interrupted",
-    "Restarting",
-}
-
-
-def failure_kind(reason: str) -> FailureKind:
-    """Classify a SageMaker FailureReason."""
-    text = reason.lower()
-    if "resourcelimitexceeded" in text or "service limit" in text:
-        return FailureKind.QUOTA
-    if "capacityerror" in text or "insufficientcapacity" in text or "insufficient capacity" in text:
-        return FailureKind.CAPACITY
-    if "spot" in text and "interrupt" in text:
-        return FailureKind.PREEMPTED
-    if "algorithmerror" in text:
-        return FailureKind.USER_CODE
-    if "cannotstartcontainer" in text or ("clienterror" in text and "image" in text):
-        return FailureKind.IMAGE
-    return FailureKind.INFRASTRUCTURE
-
-
-def status_from_description(description: dict[str, Any]) -> JobStatus:
-    """DescribeTrainingJob -> the normalised status."""
-    primary = str(description["TrainingJobStatus"])
-    secondary = str(description.get("SecondaryStatus", ""))
-    provider_state = f"{primary}/{secondary}" if secondary else primary
-    reason = str(description.get("FailureReason", ""))
-    if primary == "InProgress":
-        state = JobState.PENDING if secondary in _NOT_STARTED else JobState.RUNNING
-        return JobStatus(state=state, provider_state=provider_state)
-    if primary == "Completed":
-        return JobStatus(state=JobState.SUCCEEDED, provider_state=provider_state)
-    if primary == "Stopping":
-        return JobStatus(state=JobState.CANCELLING, provider_state=provider_state)
-    if primary == "Stopped":
-        if secondary == "MaxRuntimeExceeded":
-            return JobStatus(
-                state=JobState.FAILED,
-                provider_state=provider_state,
-                message="MaxRuntimeInSeconds exceeded",
-                failure_kind=FailureKind.TIMEOUT,
-            )
-        if secondary == "MaxWaitTimeExceeded":
-            return JobStatus(
-                state=JobState.FAILED,
-                provider_state=provider_state,
-                message="no spot capacity within MaxWaitTimeInSeconds",
-                failure_kind=FailureKind.CAPACITY,
-            )
-        return JobStatus(state=JobState.CANCELLED, provider_state=provider_state, message=reason)
-    return JobStatus(
-        state=JobState.FAILED,
-        provider_state=provider_state,
-        message=reason,
-        failure_kind=failure_kind(reason),
-    )
-
-
-def status_from_summary(summary: Mapping[str, Any]) -> JobStatus | None:
-    """A ListTrainingJobs summary -> the status a describe would give, or None if it cannot
-    tell as much: an ended job's describe adds FailureReason, and without SecondaryStatus a
-    waiting job cannot be told from a running one. A completed job needs nothing more."""
-    if summary.get("TrainingJobStatus") not in ("InProgress", "Stopping", "Completed"):
-        return None
-    if not summary.get("SecondaryStatus"):
-        return None
-    return status_from_description(dict(summary))
 
 
 class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
@@ -189,16 +91,7 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
             self.client(service)
 
     def is_transient_error(self, error: Exception) -> bool:
-        """Throttling, 5xx and lost connections that outlasted botocore's own retries."""
-        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-
-        if isinstance(error, ConnectionError | HTTPClientError):
-            return True
-        if isinstance(error, ClientError):
-            details = error.response.get("Error", {})
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            return details.get("Code") in TRANSIENT_CODES or int(status) >= 500
-        return False
+        return is_transient_error(error)
 
     def checkpoint_dir(self, info: StepRunInfo) -> str | None:
         # CheckpointConfig syncs this folder with S3, so it survives attempts and restarts.
@@ -212,21 +105,11 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
     def artifact_root(self) -> str:
         return self.config.bucket
 
-    # -- request building (no API call) -----------------------------------------------------
+    # -- the step's shape (requests.build_request turns it into the request) ----------------
 
     def instance_type(self, info: StepRunInfo) -> str:
         """The step's GPU request, else the config's instance_type, else its gpu, else CPU."""
-        if info.resources.gpu:
-            return instance_type_for_gpu(info.resources.gpu, field="resources.gpu")
-        if self.config.instance_type:
-            return check_instance_type(self.config.instance_type)
-        if self.config.gpu:
-            return instance_type_for_gpu(self.config.gpu)
-        return DEFAULT_CPU_INSTANCE_TYPE
-
-    def instance_count(self, info: StepRunInfo) -> int:
-        """The job's ``InstanceCount``: one instance per node of the step."""
-        return info.resources.nodes
+        return step_instance_type(self.config, info)
 
     def gpus_per_node(self, info: StepRunInfo) -> int:
         """The GPUs of the step's instance type (its own request, or the config's type)."""
@@ -258,83 +141,7 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
 
     def job_name(self, info: StepRunInfo) -> str:
         """The deterministic training-job name of a step attempt."""
-        return info.job_name(max_length=63)
-
-    def create_request(
-        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
-    ) -> dict[str, Any]:
-        """The CreateTrainingJob request; ConfigError for anything SageMaker would refuse."""
-        config = self.config
-        entrypoint, arguments = entrypoint_command[:3], entrypoint_command[3:]
-        for field, items in (("entrypoint", entrypoint), ("arguments", arguments)):
-            if len(items) > MAX_CONTAINER_ITEMS:
-                raise ConfigError(f"SageMaker allows {MAX_CONTAINER_ITEMS} container {field}")
-            for item in items:
-                if len(item) > MAX_CONTAINER_ITEM:
-                    raise ConfigError(
-                        f"container {field} items are limited to {MAX_CONTAINER_ITEM} characters; "
-                        "use shorter bucket, pipeline, run or step names",
-                        field="bucket",
-                        value=item,
-                        has_value=True,
-                    )
-        try:
-            check_environment(environment)
-        except ValueError as error:
-            raise ConfigError(str(error), field="environment") from None
-        max_runtime = int(info.max_runtime or config.max_runtime or DEFAULT_MAX_RUNTIME)
-        stopping: dict[str, int] = {"MaxRuntimeInSeconds": max(1, max_runtime)}
-        spot = info.resources.use_spot(config.spot)
-        if spot:
-            stopping["MaxWaitTimeInSeconds"] = config.max_wait or max_runtime + 3600
-        step_folder = info.artifact_uri.rsplit("/", 1)[0]
-        tags = {
-            **config.tags,
-            **info.tags,
-            "steplift:pipeline": info.pipeline,
-            "steplift:run": info.run,
-            "steplift:step": info.step,
-            "steplift:attempt": str(info.attempt),
-        }
-        resource_config: dict[str, Any] = {
-            "InstanceType": self.instance_type(info),
-            "InstanceCount": self.instance_count(info),
-            "VolumeSizeInGB": info.resources.disk_gb or config.volume_size_gb,
-        }
-        if config.keep_alive is not None:
-            resource_config["KeepAlivePeriodInSeconds"] = config.keep_alive
-        if config.kms_key:
-            resource_config["VolumeKmsKeyId"] = config.kms_key
-        request: dict[str, Any] = {
-            "TrainingJobName": self.job_name(info),
-            "RoleArn": config.role_arn,
-            "AlgorithmSpecification": {
-                "TrainingImage": info.image or config.image,
-                "TrainingInputMode": "File",
-                "ContainerEntrypoint": entrypoint,
-                **({"ContainerArguments": arguments} if arguments else {}),
-            },
-            "OutputDataConfig": {
-                "S3OutputPath": join_uri(info.artifact_uri, "output"),
-                **({"KmsKeyId": config.kms_key} if config.kms_key else {}),
-            },
-            "ResourceConfig": resource_config,
-            "StoppingCondition": stopping,
-            "EnableManagedSpotTraining": spot,
-            "Environment": environment,
-            "Tags": [{"Key": key, "Value": value} for key, value in tags.items()],
-        }
-        if self.checkpoint_dir(info):
-            request["CheckpointConfig"] = {
-                "S3Uri": config.checkpoint_s3_uri or join_uri(step_folder, "checkpoints"),
-                "LocalPath": CHECKPOINT_LOCAL_PATH,
-            }
-        if config.subnets:
-            request["VpcConfig"] = {
-                "Subnets": config.subnets,
-                "SecurityGroupIds": config.security_group_ids,
-            }
-        return request
+        return requests.job_name(info)
 
     # -- primitives -------------------------------------------------------------------------
 
@@ -347,7 +154,7 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
     def submit(
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
     ) -> JobHandle:
-        request = self.create_request(info, entrypoint_command, environment)
+        request = requests.build_request(self.config, info, entrypoint_command, environment)
         count = int(request["ResourceConfig"]["InstanceCount"])
         sagemaker = self.client("sagemaker")
         asked = time.time()  # wall time on purpose: compared with the service's CreationTime
@@ -417,7 +224,8 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
         names begin with, created since the oldest of them once every job's CreationTime is
         bounded (in progress only until then, to keep the pages few). In progress and
         completed jobs are answered from the summaries; failed and stopped ones are left out:
-        each is then described on its own, which gives its FailureReason.
+        each is then described on its own, which gives its FailureReason. Paging stops once
+        every job asked about was seen.
         """
         wanted = {handle.job_id.lower(): handle.job_id for handle in handles}
         if not wanted:
@@ -431,21 +239,22 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
             filters["CreationTimeAfter"] = oldest - 1.0  # the filter is strict; ms round off
         else:
             filters["StatusEquals"] = "InProgress"
-        statuses: dict[str, JobStatus] = {}
         paginator = self.client("sagemaker").get_paginator("list_training_jobs")
         pages = paginator.paginate(**filters, PaginationConfig={"PageSize": LIST_PAGE_SIZE})
-        for page in pages:
-            for summary in page.get("TrainingJobSummaries", []):
-                job_id = wanted.get(str(summary.get("TrainingJobName", "")).lower())
-                if job_id is None or job_id in statuses:
-                    continue
-                status = status_from_summary(summary)
-                if status is not None:
-                    statuses[job_id] = status
-                    self._note_created(job_id, _epoch(summary.get("CreationTime")))
-            if len(statuses) == len(wanted):
-                break  # every job answered: no need for the remaining pages
-        return statuses
+
+        def status_of(summary: dict[str, Any]) -> JobStatus | None:
+            status = status_from_summary(summary)
+            if status is not None:
+                name = str(summary["TrainingJobName"])
+                self._note_created(wanted[name.lower()], _epoch(summary.get("CreationTime")))
+            return status
+
+        return collect_statuses(
+            wanted.values(),
+            (page.get("TrainingJobSummaries", []) for page in pages),
+            lambda summary: str(summary.get("TrainingJobName", "")),
+            status_of,
+        )
 
     def _note_created(self, job_id: str, created: float | None) -> None:
         """Remember a bound at or before the job's CreationTime (the latest one known)."""
@@ -473,63 +282,12 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
                 raise
 
     def read_logs(self, handle: JobHandle, cursor: str | None) -> LogChunk:
-        """CloudWatch Logs streams ``<job>/algo-K-<epoch>``, each followed by its forward token.
-
-        In a job of several hosts every line of host ``algo-K`` starts with ``[node K-1] ``
-        (steplift's node rank: the hosts sorted, ``algo-1`` first); a one-host job's lines,
-        even over the new streams of a spot restart, are left as they are.
-        """
-        logs = self.client("logs")
-        tokens: dict[str, str] = json.loads(cursor) if cursor else {}
-        try:
-            streams = logs.describe_log_streams(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{handle.job_id}/"
-            ).get("logStreams", [])
-        except logs.exceptions.ResourceNotFoundException:
-            return LogChunk([], cursor)
-        hosts = {name: _stream_host(name) for name in (s["logStreamName"] for s in streams)}
-        names = sorted(hosts, key=lambda name: (_host_order(hosts[name]), name))
-        several = int(handle.extra.get(INSTANCE_COUNT, "1")) > 1 or len(set(hosts.values())) > 1
-        lines: list[str] = []
-        for name in names:
-            prefix = f"[{_node_label(hosts[name])}] " if several else ""
-            for _ in range(100):  # bounded: 100 pages of up to 10,000 events per poll
-                request: dict[str, Any] = {
-                    "logGroupName": LOG_GROUP,
-                    "logStreamName": name,
-                    "startFromHead": True,
-                }
-                if name in tokens:
-                    request["nextToken"] = tokens[name]
-                page = logs.get_log_events(**request)
-                events = page.get("events", [])
-                lines += [prefix + str(event["message"]).rstrip("\n") for event in events]
-                token = page.get("nextForwardToken")
-                unchanged = token == tokens.get(name)
-                if token:
-                    tokens[name] = token
-                if not events or unchanged:
-                    break
-        return LogChunk(lines, json.dumps(tokens, sort_keys=True))
+        """CloudWatch Logs streams ``<job>/algo-K-<epoch>``; ``[node R] `` before every line of
+        a job of several hosts (see :mod:`steplift_sagemaker.logs`)."""
+        return logs.read_logs(self.client("logs"), handle, cursor)
 
 
 def _epoch(value: Any) -> float | None:
     """A boto3 timestamp (a datetime) as epoch seconds."""
     timestamp = getattr(value, "timestamp", None)
     return float(timestamp()) if callable(timestamp) else None
-
-
-def _stream_host(stream: str) -> str:
-    """The host of a stream ``<job>/<host>-<epoch>``."""
-    return stream.split("/", 1)[-1].rsplit("-", 1)[0]
-
-
-def _host_order(host: str) -> tuple[int, str]:
-    match = _STREAM_HOST.match(host)
-    return (int(match.group(1)), host) if match else (1 << 30, host)
-
-
-def _node_label(host: str) -> str:
-    """``node R`` for host ``algo-<R+1>``; any other host keeps its own name."""
-    match = _STREAM_HOST.match(host)
-    return f"node {int(match.group(1)) - 1}" if match else host

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from steplift.errors import ConfigError
-from steplift.models import parse_gpu
+from steplift.models import StepRunInfo, parse_gpu
+
+if TYPE_CHECKING:
+    from steplift_sagemaker.config import SageMakerStepOperatorConfig
 
 # GPU type -> {GPUs per instance: the smallest training instance type with that many}.
 GPU_INSTANCE_TYPES: dict[str, dict[int, str]] = {
@@ -313,3 +317,14 @@ def check_instance_type(instance_type: str, field: str = "instance_type") -> str
             has_value=True,
         )
     return instance_type
+
+
+def step_instance_type(config: SageMakerStepOperatorConfig, info: StepRunInfo) -> str:
+    """The step's GPU request, else the config's instance_type, else its gpu, else CPU."""
+    if info.resources.gpu:
+        return instance_type_for_gpu(info.resources.gpu, field="resources.gpu")
+    if config.instance_type:
+        return check_instance_type(config.instance_type)
+    if config.gpu:
+        return instance_type_for_gpu(config.gpu)
+    return DEFAULT_CPU_INSTANCE_TYPE

@@ -19,11 +19,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steplift.cluster import CLUSTER_VARIABLES
 
-from .jobs import TrainingJob
+if TYPE_CHECKING:
+    from .jobs import EmulatedJob
 
 CONTAINER_ROOT = "/opt/ml"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
@@ -114,7 +115,7 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def channel_names(job: TrainingJob) -> list[str]:
+def channel_names(job: EmulatedJob) -> list[str]:
     """Names of the job's input channels."""
     return [channel["ChannelName"] for channel in job.request.get("InputDataConfig") or []]
 
@@ -124,13 +125,13 @@ def host_name(number: int) -> str:
     return f"algo-{number}"
 
 
-def hosts(job: TrainingJob) -> list[str]:
+def hosts(job: EmulatedJob) -> list[str]:
     """The job's hosts, ``algo-1`` .. ``algo-N`` for ``ResourceConfig.InstanceCount = N``."""
     count = (job.request.get("ResourceConfig") or {}).get("InstanceCount") or 1
     return [host_name(number) for number in range(1, max(int(count), 1) + 1)]
 
 
-def prepare_workspace(job: TrainingJob, root: Path, host: str = HOST) -> Workspace:
+def prepare_workspace(job: EmulatedJob, root: Path, host: str = HOST) -> Workspace:
     """Create the `/opt/ml` tree and its config files for one host of one attempt of a job."""
     checkpoint = job.request.get("CheckpointConfig")
     local = (checkpoint.get("LocalPath") or DEFAULT_CHECKPOINT_PATH) if checkpoint else None
@@ -159,12 +160,12 @@ def prepare_workspace(job: TrainingJob, root: Path, host: str = HOST) -> Workspa
     return workspace
 
 
-def instance_type(job: TrainingJob) -> str:
+def instance_type(job: EmulatedJob) -> str:
     """The job's instance type (the emulator runs it on the host whatever it is)."""
     return str((job.request.get("ResourceConfig") or {}).get("InstanceType", "ml.m5.large"))
 
 
-def resource_config(job: TrainingJob, host: str = HOST) -> dict[str, Any]:
+def resource_config(job: EmulatedJob, host: str = HOST) -> dict[str, Any]:
     """Contents of /opt/ml/input/config/resourceconfig.json on ``host``."""
     kind = instance_type(job)
     names = hosts(job)
@@ -178,7 +179,7 @@ def resource_config(job: TrainingJob, host: str = HOST) -> dict[str, Any]:
     }
 
 
-def input_data_config(job: TrainingJob) -> dict[str, Any]:
+def input_data_config(job: EmulatedJob) -> dict[str, Any]:
     """Contents of /opt/ml/input/config/inputdataconfig.json."""
     mode = (job.request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
     config: dict[str, Any] = {}
@@ -192,7 +193,7 @@ def input_data_config(job: TrainingJob) -> dict[str, Any]:
     return config
 
 
-def command(job: TrainingJob, workspace: Workspace) -> list[str]:
+def command(job: EmulatedJob, workspace: Workspace) -> list[str]:
     """ContainerEntrypoint + ContainerArguments with container paths mapped to the host."""
     spec = job.request.get("AlgorithmSpecification") or {}
     parts = list(spec.get("ContainerEntrypoint") or []) + list(spec.get("ContainerArguments") or [])
@@ -200,7 +201,7 @@ def command(job: TrainingJob, workspace: Workspace) -> list[str]:
 
 
 def environment(
-    job: TrainingJob,
+    job: EmulatedJob,
     workspace: Workspace,
     client_env: Mapping[str, str],
     host: str = HOST,

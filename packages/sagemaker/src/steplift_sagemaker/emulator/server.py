@@ -16,23 +16,25 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from steplift.testing.emulation import ControlAPI, EmulatorBase, EmulatorMode, ScriptStep
 
-from .jobs import JobStore
-from .layer import SageMakerLayer
-from .runner import JobRunner, RunContext, remove_workdir
-from .service import TrainingJobService
-from .storage import InternalClients
+from .jobs import JobRunner, JobStore, RunContext, remove_workdir
+from .secrets import put_secret
+from .service import SageMakerLayer, TrainingJobService
+from .storage import DEFAULT_BUCKET, InternalClients
 
 logger = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
 """The account moto answers for with the test credentials."""
 HOST = "127.0.0.1"
+ACCESS_KEY = "testing"
+"""moto takes any credentials; these are the ones every client of the emulator uses."""
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/steplift"
 
 
 class _RequestHandler(WSGIRequestHandler):
@@ -55,15 +57,18 @@ class SageMakerEmulator(EmulatorBase):
     """
 
     service_name = "sagemaker"
+    flavor: ClassVar[str] = "sagemaker"
 
     def __init__(
         self,
         mode: EmulatorMode = "execute",
-        region: str = "us-east-1",
-        port: int = 0,
         *,
+        port: int = 0,
+        region: str = "us-east-1",
         stop_grace: float = 2.0,
     ) -> None:
+        """``region``: the one region the emulator answers for (``--region`` of its CLI);
+        ``stop_grace``: seconds a job's processes get between SIGTERM and SIGKILL."""
         super().__init__(mode)
         self.region = region
         self.port = port
@@ -88,11 +93,30 @@ class SageMakerEmulator(EmulatorBase):
         """What a boto3 client (or job process) needs to reach this emulator."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "NO_PROXY": f"{HOST},localhost",
+        }
+
+    def operator_config(self, **fields: Any) -> dict[str, Any]:
+        """The ``sagemaker`` operator fields that point at this running emulator.
+
+        Its endpoint, region and credentials, a role of its account, and the bucket it made on
+        start (``s3://steplift/runs``); ``fields`` override or extend them (another
+        ``bucket``, ``gpu``, ``instance_count``...).
+        """
+        return {
+            "flavor": self.flavor,
+            "region": self.region,
+            "role_arn": ROLE_ARN,
+            "image": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/train:latest",
+            "bucket": f"s3://{DEFAULT_BUCKET}/runs",
+            "endpoint_url": self.endpoint_url,
+            "aws_access_key_id": ACCESS_KEY,
+            "aws_secret_access_key": ACCESS_KEY,
+            **fields,
         }
 
     def start(self) -> Self:
@@ -120,6 +144,7 @@ class SageMakerEmulator(EmulatorBase):
             daemon=True,
         )
         self._thread.start()
+        self._clients.ensure_bucket(DEFAULT_BUCKET)
         return self
 
     def stop(self) -> None:
@@ -184,6 +209,25 @@ class SageMakerEmulator(EmulatorBase):
         A step is a status ("Training") or ScriptStep("Failed", "AlgorithmError: ...").
         """
         self.jobs.set_script(job_id, steps)
+
+    def add_secret(self, name: str, value: str) -> str:
+        """Store ``value`` as Secrets Manager secret ``name`` (a new version if it exists);
+        returns the ARN an operator's ``secrets`` table refers to it by."""
+        if self._clients is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return put_secret(self._clients.secretsmanager, name, value)
+
+    def attempt_key(self, job_id: str) -> str:
+        """The step attempt job ``job_id`` was submitted for.
+
+        SageMaker jobs are named from their step attempt (the operator's ``find_job`` looks an
+        attempt up by that name, and a second create of one is refused by name), so the key
+        is the name the emulator holds the job under. KeyError for an unknown job.
+        """
+        job = self.store.find(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return job.name
 
     def job_ids(self) -> list[str]:
         """Every training job's name, oldest first."""

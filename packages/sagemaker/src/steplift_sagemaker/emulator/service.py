@@ -1,8 +1,11 @@
-"""The training-job operations of the SageMaker API, as the emulator answers them.
+"""The SageMaker API as the emulator serves it: the AWS JSON 1.1 surface and its handlers.
 
-Create/Describe/List/StopTrainingJob (and AddTags/ListTags on training-job ARNs) are served
-here; every other SageMaker operation falls through to moto. (moto's own ListTrainingJobs
-cuts its page before filtering, knows no SecondaryStatus and reports every job Completed.)
+Requests carry ``X-Amz-Target: <prefix>.<Operation>`` and a JSON body. :class:`SageMakerLayer`
+is the WSGI app in front of moto: every SageMaker and CloudWatch Logs client call is recorded,
+SageMaker calls are then subject to the fault decider, and the training-job operations are
+answered by :class:`TrainingJobService`; everything else (S3, CloudWatch Logs, Secrets Manager,
+other SageMaker operations) goes to moto. (moto's own ListTrainingJobs cuts its page before
+filtering, knows no SecondaryStatus and reports every job Completed.)
 """
 
 from __future__ import annotations
@@ -10,30 +13,160 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import datetime as dt
+import io
+import itertools
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from steplift.testing.emulation import EmulatorMode, Faults, ScriptStep
+from steplift.testing.emulation import EmulatorMode, FaultKind, Faults, ScriptStep
 
-from .awsjson import AwsError, parse_timestamp, validation_error
-from .jobs import DEFAULT_SCRIPT, JobStore, TrainingJob, check_script
-from .runner import CAPACITY_ERROR, JobRunner, RunContext
+from .errors import (
+    JSON_CONTENT_TYPE,
+    REASONS,
+    ApiError,
+    StartResponse,
+    fault_error,
+    quota_error,
+    respond_error,
+    validation_error,
+)
+from .jobs import (
+    CAPACITY_ERROR,
+    DEFAULT_SCRIPT,
+    EmulatedJob,
+    JobRunner,
+    JobStore,
+    RunContext,
+    check_script,
+)
+from .storage import INTERNAL_ENVIRON_KEY
 from .validation import validate_against_model, validate_create_training_job
 
-Handler = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+SERVICE_BY_TARGET_PREFIX = {"SageMaker": "sagemaker", "Logs_20140328": "logs"}
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def quota_error(instance_type: str) -> AwsError:
-    """ResourceLimitExceeded worded as SageMaker words an exhausted instance quota."""
-    return AwsError(
-        "ResourceLimitExceeded",
-        f"The account-level service limit '{instance_type} for training job usage' is 0 "
-        "Instances, with current utilization of 0 Instances and a request delta of 1 Instances. "
-        "Please use AWS Service Quotas to request an increase for this quota. If AWS Service "
-        "Quotas is not available, contact AWS support to request an increase for this quota.",
+# -- the wire protocol
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """Read the whole request body and put it back so the next WSGI app can read it too."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def parse_target(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(service, operation) for a JSON-protocol call of a service we watch, else None."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    prefix, _, operation = target.partition(".")
+    service = SERVICE_BY_TARGET_PREFIX.get(prefix)
+    if service is None or not operation:
+        return None
+    return service, operation
+
+
+def parse_params(body: bytes) -> dict[str, Any]:
+    """The call's parameters; a malformed body is a SerializationException like AWS says."""
+    try:
+        params = json.loads(body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError("SerializationException", f"Malformed request body: {error}") from error
+    if not isinstance(params, dict):
+        raise ApiError("SerializationException", "Request body must be a JSON object")
+    return params
+
+
+def parse_timestamp(value: Any) -> float:
+    """A JSON-protocol timestamp (epoch seconds, or ISO 8601 from other SDKs) as epoch."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as error:
+            raise ApiError("SerializationException", f"Invalid timestamp: {value}") from error
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
+    raise ApiError("SerializationException", f"Invalid timestamp: {value!r}")
+
+
+def respond(start_response: StartResponse, status: int, body: Any) -> Iterable[bytes]:
+    """A JSON-protocol response."""
+    payload = json.dumps(body).encode()
+    start_response(
+        f"{status} {REASONS.get(status, 'Error')}",
+        [
+            ("Content-Type", JSON_CONTENT_TYPE),
+            ("Content-Length", str(len(payload))),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ],
     )
+    return [payload]
+
+
+# -- the WSGI app in front of moto
+
+
+class _Recorder(Protocol):
+    def record(self, service: str, operation: str, params: dict[str, Any]) -> None: ...
+
+    def decide_fault(self, operation: str) -> FaultKind | None: ...
+
+
+class SageMakerLayer:
+    """The emulator's WSGI app around moto's."""
+
+    def __init__(self, emulator: _Recorder, service: TrainingJobService, moto_app: WSGIApp) -> None:
+        self.emulator = emulator
+        self.service = service
+        self.moto_app = moto_app
+        self._errors = itertools.count()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        target = parse_target(environ)
+        if target is None or environ.get(INTERNAL_ENVIRON_KEY):
+            return self.moto_app(environ, start_response)
+        service, operation = target
+        try:
+            params = parse_params(read_body(environ))
+        except ApiError as error:
+            return respond_error(start_response, error)
+        self.emulator.record(service, operation, params)
+        if service != "sagemaker":
+            return self.moto_app(environ, start_response)
+        fault = self.emulator.decide_fault(operation)
+        if fault is not None:
+            return respond_error(start_response, fault_error(fault, next(self._errors)))
+        handler = self.service.handlers.get(operation)
+        if handler is None:
+            return self.moto_app(environ, start_response)
+        try:
+            answer = handler(params)
+        except ApiError as error:
+            return respond_error(start_response, error)
+        if answer is None:
+            return self.moto_app(environ, start_response)
+        return respond(start_response, 200, answer)
+
+
+# -- the training-job operations
+
+
+Handler = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
 class TrainingJobService:
@@ -74,7 +207,7 @@ class TrainingJobService:
             kind = (params.get("ResourceConfig") or {}).get("InstanceType", "ml.m5.large")
             raise quota_error(kind)
         now = time.time()
-        job = TrainingJob(
+        job = EmulatedJob(
             name=name,
             arn=self.store.arn(name),
             request=copy.deepcopy(params),
@@ -248,7 +381,7 @@ class TrainingJobService:
 
     # -- scripted mode
 
-    def _advance_script(self, job: TrainingJob, *, settle_stop: bool = True) -> None:
+    def _advance_script(self, job: EmulatedJob, *, settle_stop: bool = True) -> None:
         if job.terminal:
             return
         if job.status == "Stopping":
@@ -267,7 +400,7 @@ class TrainingJobService:
         self.store.transition(job, step.status, step.failure_reason)
 
 
-def _matches(job: TrainingJob, params: Mapping[str, Any]) -> bool:
+def _matches(job: EmulatedJob, params: Mapping[str, Any]) -> bool:
     name_contains = params.get("NameContains")
     if name_contains and name_contains.lower() not in job.name.lower():
         return False
@@ -288,7 +421,7 @@ def _matches(job: TrainingJob, params: Mapping[str, Any]) -> bool:
     return True
 
 
-_SORT_KEYS: dict[str, Callable[[TrainingJob], tuple[Any, str]]] = {
+_SORT_KEYS: dict[str, Callable[[EmulatedJob], tuple[Any, str]]] = {
     "CreationTime": lambda job: (job.created, job.name.lower()),
     "Name": lambda job: (job.name.lower(), job.name.lower()),
     "Status": lambda job: (job.status, job.name.lower()),

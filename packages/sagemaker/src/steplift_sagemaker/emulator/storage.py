@@ -1,35 +1,32 @@
-"""The emulator's own S3 and CloudWatch Logs traffic, sent to itself through boto3.
+"""The object storage SageMaker pairs with: moto's S3, and the emulator's own calls to it.
 
-Going through the served API (instead of moto's backends in-process) keeps the emulator on
-moto's public surface. These calls carry `X-Steplift-Internal` so they are neither logged nor
-faulted.
+S3 is moto's, served on the emulator's endpoint. The emulator moves a job's data (channels,
+checkpoints, model and output tarballs) and its log lines through boto3 clients aimed at
+itself: going through the served API (instead of moto's backends in-process) keeps the emulator
+on moto's public surface. These calls carry `X-Steplift-Internal` so they are neither logged
+nor faulted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import tarfile
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
-from .awsjson import INTERNAL_HEADER
-
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
 
-logger = logging.getLogger(__name__)
-
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-_MAX_EVENT_CHARS = 256 * 1024 - 26  # CloudWatch's event size limit, less its per-event overhead
-_MAX_BATCH = 1000
-_FLUSH_INTERVAL = 0.05
+INTERNAL_HEADER = "X-Steplift-Internal"
+"""Marks the emulator's own calls to itself: never logged, never faulted."""
+INTERNAL_ENVIRON_KEY = "HTTP_X_STEPLIFT_INTERNAL"
+DEFAULT_BUCKET = "steplift"
+"""The bucket every emulator makes when it starts (its ``operator_config`` points there)."""
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -51,6 +48,7 @@ class InternalClients:
         self._lock = threading.Lock()
         self._s3: S3Client | None = None
         self._logs: CloudWatchLogsClient | None = None
+        self._secrets: Any = None
 
     def _client(self, service: str) -> Any:
         session = boto3.session.Session(
@@ -82,58 +80,27 @@ class InternalClients:
                 self._logs = self._client("logs")
             return self._logs
 
-
-class LogStreamWriter:
-    """Ships a job's output lines to one CloudWatch log stream, in batches every 50 ms."""
-
-    def __init__(self, client: CloudWatchLogsClient, stream: str, group: str = LOG_GROUP) -> None:
-        self.client = client
-        self.group = group
-        self.stream = stream
-        self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._ensure_stream()
-        self._thread = threading.Thread(target=self._run, name=f"logs-{stream}", daemon=True)
-        self._thread.start()
-
-    def _ensure_stream(self) -> None:
-        exists = self.client.exceptions.ResourceAlreadyExistsException
-        with contextlib.suppress(exists):
-            self.client.create_log_group(logGroupName=self.group)
-        with contextlib.suppress(exists):
-            self.client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
-
-    def write(self, line: str) -> None:
-        """Queue one output line (timestamped now)."""
-        event = {"timestamp": int(time.time() * 1000), "message": line[:_MAX_EVENT_CHARS]}
+    @property
+    def secretsmanager(self) -> Any:
+        """Secrets Manager client for the emulator's own secret calls (see secrets.py)."""
         with self._lock:
-            self._pending.append(event)
+            if self._secrets is None:
+                self._secrets = self._client("secretsmanager")
+            return self._secrets
 
-    def close(self) -> None:
-        """Send what is left and stop the shipping thread."""
-        self._closing.set()
-        self._thread.join(10.0)
-
-    def _run(self) -> None:
-        while True:
-            closing = self._closing.wait(_FLUSH_INTERVAL)
-            self._flush()
-            if closing:
-                return
-
-    def _flush(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for start in range(0, len(pending), _MAX_BATCH):
-            try:
-                self.client.put_log_events(
-                    logGroupName=self.group,
-                    logStreamName=self.stream,
-                    logEvents=pending[start : start + _MAX_BATCH],  # type: ignore[arg-type]
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` unless it exists (moto's S3 is shared by a process's emulators)."""
+        s3 = self.s3
+        with contextlib.suppress(
+            s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists
+        ):
+            if self.region == "us-east-1":  # the one region that refuses a location
+                s3.create_bucket(Bucket=bucket)
+            else:
+                s3.create_bucket(
+                    Bucket=bucket,
+                    CreateBucketConfiguration={"LocationConstraint": self.region},  # type: ignore[typeddict-item]
                 )
-            except Exception:  # losing log lines must not break the job
-                logger.exception("could not ship log lines to %s", self.stream)
 
 
 def download_prefix(s3: S3Client, uri: str, destination: Path) -> int:

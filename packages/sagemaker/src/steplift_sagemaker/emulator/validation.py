@@ -17,7 +17,7 @@ from typing import Any
 import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
-from .awsjson import AwsError, validation_error
+from .errors import ApiError, validation_error
 
 _MAX_REPORTED = 10
 
@@ -146,14 +146,14 @@ def validate_against_model(operation: str, params: Mapping[str, Any]) -> None:
     )
 
 
-def _s3_uri_problem(uri: str, field: str) -> AwsError | None:
+def _s3_uri_problem(uri: str, field: str) -> ApiError | None:
     if re.fullmatch(r"s3://[^/]+(/.*)?", uri):
         return None
     return validation_error(f"Invalid S3 URI '{uri}' for {field}: it must start with s3://")
 
 
 def validate_create_training_job(params: Mapping[str, Any]) -> None:
-    """All the checks CreateTrainingJob makes before a job exists (raises AwsError)."""
+    """All the checks CreateTrainingJob makes before a job exists (raises ApiError)."""
     validate_against_model("CreateTrainingJob", params)
     uris = [
         (params["OutputDataConfig"]["S3OutputPath"], "OutputDataConfig.S3OutputPath"),

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
 
+from steplift.launch.policy import LaunchPolicy
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.testing.emulation import wait_until
-
-from .server import SageMakerEmulator
-from .storage import LOG_GROUP
+from steplift_sagemaker.emulator import SageMakerEmulator
+from steplift_sagemaker.emulator.logs import LOG_GROUP
+from steplift_sagemaker.operator import SageMakerStepOperator
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -153,3 +155,18 @@ def training_job_request(
             "LocalPath": "/opt/ml/checkpoints",
         }
     return request
+
+
+class MakeOperator(Protocol):
+    """The `make_operator` fixture (conftest.py): an operator pointed at an emulator."""
+
+    def __call__(
+        self,
+        emulator: SageMakerEmulator,
+        *,
+        name: str = "emulated",
+        clock: Clock = DEFAULT_CLOCK,
+        sleep: Sleep = DEFAULT_SLEEP,
+        policy: LaunchPolicy | None = None,
+        **fields: Any,
+    ) -> SageMakerStepOperator: ...

@@ -1,0 +1,76 @@
+"""The emulator's CloudWatch Logs: where a job's output lines go.
+
+moto serves the CloudWatch Logs API (the operator reads it as it would AWS's); the emulator
+writes each host's lines to stream ``<job>/algo-K-<epoch>`` of SageMaker's log group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+
+logger = logging.getLogger(__name__)
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+_MAX_EVENT_CHARS = 256 * 1024 - 26  # CloudWatch's event size limit, less its per-event overhead
+_MAX_BATCH = 1000
+_FLUSH_INTERVAL = 0.05
+
+
+class LogStreamWriter:
+    """Ships a job's output lines to one CloudWatch log stream, in batches every 50 ms."""
+
+    def __init__(self, client: CloudWatchLogsClient, stream: str, group: str = LOG_GROUP) -> None:
+        self.client = client
+        self.group = group
+        self.stream = stream
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._ensure_stream()
+        self._thread = threading.Thread(target=self._run, name=f"logs-{stream}", daemon=True)
+        self._thread.start()
+
+    def _ensure_stream(self) -> None:
+        exists = self.client.exceptions.ResourceAlreadyExistsException
+        with contextlib.suppress(exists):
+            self.client.create_log_group(logGroupName=self.group)
+        with contextlib.suppress(exists):
+            self.client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
+
+    def write(self, line: str) -> None:
+        """Queue one output line (timestamped now)."""
+        event = {"timestamp": int(time.time() * 1000), "message": line[:_MAX_EVENT_CHARS]}
+        with self._lock:
+            self._pending.append(event)
+
+    def close(self) -> None:
+        """Send what is left and stop the shipping thread."""
+        self._closing.set()
+        self._thread.join(10.0)
+
+    def _run(self) -> None:
+        while True:
+            closing = self._closing.wait(_FLUSH_INTERVAL)
+            self._flush()
+            if closing:
+                return
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for start in range(0, len(pending), _MAX_BATCH):
+            try:
+                self.client.put_log_events(
+                    logGroupName=self.group,
+                    logStreamName=self.stream,
+                    logEvents=pending[start : start + _MAX_BATCH],  # type: ignore[arg-type]
+                )
+            except Exception:  # losing log lines must not break the job
+                logger.exception("could not ship log lines to %s", self.stream)
