@@ -11,14 +11,15 @@ from dataclasses import dataclass, replace
 
 import pytest
 from google.api_core import exceptions
-from vertex_support import MemoryStore, make_operator
+from vertex_support import MemoryStore, OperatorFactory
 
 from steplift.models import LogChunk, StepRunInfo
 from steplift.states import FailureKind, JobState
 from steplift.testing import launch_together
 from steplift.testing.emulation import Faults, ScriptStep
+from steplift_vertex.clients import RetrySettings
 from steplift_vertex.emulator import VertexEmulator
-from steplift_vertex.operator import KEY_LABEL, RetrySettings
+from steplift_vertex.requests import KEY_LABEL
 
 LAUNCHES = 30
 SCRIPT = ["PENDING", "RUNNING", "RUNNING", "RUNNING", "SUCCEEDED"]
@@ -44,7 +45,7 @@ class FanOut:
         return self.gets + self.status_lists
 
 
-def fan_out(emulator: VertexEmulator, *, batched: bool) -> FanOut:
+def fan_out(make_operator: OperatorFactory, emulator: VertexEmulator, *, batched: bool) -> FanOut:
     """LAUNCHES concurrent launches on one operator, polling in lockstep rounds."""
     operator = make_operator(emulator)
     operator._store = MemoryStore()  # type: ignore[assignment]
@@ -67,8 +68,10 @@ def fan_out(emulator: VertexEmulator, *, batched: bool) -> FanOut:
     )
 
 
-def test_concurrent_launches_share_list_calls(scripted: VertexEmulator) -> None:
-    result = fan_out(scripted, batched=True)
+def test_concurrent_launches_share_list_calls(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
+    result = fan_out(make_operator, scripted, batched=True)
     assert result.failures == []
     assert result.creates == LAUNCHES == scripted.submissions()
     # Asking about each job alone costs at least LAUNCHES * len(SCRIPT) = 150 calls (each job
@@ -78,7 +81,9 @@ def test_concurrent_launches_share_list_calls(scripted: VertexEmulator) -> None:
     assert result.status_lists > 0
 
 
-def test_the_list_maps_states_and_errors_like_get(scripted: VertexEmulator) -> None:
+def test_the_list_maps_states_and_errors_like_get(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     handles = [operator.submit(step_info(f"m{n}"), ["true"], {}) for n in range(3)]
     scripted.script(handles[0].job_id, ["RUNNING"])
@@ -98,7 +103,9 @@ def test_the_list_maps_states_and_errors_like_get(scripted: VertexEmulator) -> N
     assert query["pageSize"] == "100"
 
 
-def test_paging_stops_once_every_job_was_seen(scripted: VertexEmulator) -> None:
+def test_paging_stops_once_every_job_was_seen(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     operator.status_page_size = 2
     handles = [operator.submit(step_info(f"p{n}"), ["true"], {}) for n in range(5)]
@@ -109,7 +116,9 @@ def test_paging_stops_once_every_job_was_seen(scripted: VertexEmulator) -> None:
     assert all(status.state is JobState.PENDING for status in statuses.values())
 
 
-def test_jobs_the_list_cannot_place_are_left_to_get(scripted: VertexEmulator) -> None:
+def test_jobs_the_list_cannot_place_are_left_to_get(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     handles = [operator.submit(step_info(f"q{n}"), ["true"], {}) for n in range(2)]
     without_time = [h.model_copy(update={"extra": {"job_number": "1"}}) for h in handles]
@@ -120,7 +129,9 @@ def test_jobs_the_list_cannot_place_are_left_to_get(scripted: VertexEmulator) ->
     assert len(scripted.requests.filter("GetCustomJob")) == 1
 
 
-def test_list_errors_are_transient_like_a_gets(scripted: VertexEmulator) -> None:
+def test_list_errors_are_transient_like_a_gets(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     handles = [operator.submit(step_info(f"e{n}"), ["true"], {}) for n in range(2)]
     operator.transport_retry = RetrySettings(initial=0.01, maximum=0.02, timeout=0.3)

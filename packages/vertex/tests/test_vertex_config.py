@@ -118,7 +118,7 @@ def test_importing_and_validating_imports_no_google_module() -> None:
         "config = flavor.validate_config({'project': 'my-project', 'image': 'i',\n"
         "    'staging_bucket': 'gs://bkt/x', 'gpu': 'A100:8'})\n"
         "operator = flavor.create(config)\n"
-        "operator.job_fields\n"
+        "import steplift_vertex.requests, steplift_vertex.clients\n"
         "import steplift_vertex.store, steplift_vertex.emulator"
     )
     assert modules == []
@@ -131,7 +131,9 @@ def test_the_vertex_package_imports_no_aws_or_azure_sdk() -> None:
         "with VertexEmulator('scripted', gcs=False) as emulator:\n"
         "    from steplift.registry import get_flavor\n"
         "    flavor = get_flavor('vertex')\n"
-        "    config = flavor.validate_config(emulator.operator_config())\n"
+        "    fields = emulator.operator_config()\n"
+        "    assert fields.pop('flavor') == 'vertex'\n"
+        "    config = flavor.validate_config(fields)\n"
         "    operator = flavor.create(config)\n"
         "    operator.client\n"
         "    operator.artifact_store.client\n",

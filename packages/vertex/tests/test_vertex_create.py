@@ -9,18 +9,19 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from vertex_support import MemoryStore, make_operator
+from vertex_support import MemoryStore, OperatorFactory
 
 from steplift.errors import ConfigError, StepFailed
 from steplift.models import JobHandle, StepRunInfo
 from steplift.operator import LaunchObserver
 from steplift.states import FailureKind
 from steplift.testing import ConformanceClock
-from steplift.testing.emulation import FaultKind, Faults
+from steplift.testing.emulation import FaultKind, Faults, free_port
+from steplift_vertex.clients import JobNotCreated
 from steplift_vertex.emulator import VertexEmulator
-from steplift_vertex.emulator.server import free_port
-from steplift_vertex.emulator.wire import ApiError
-from steplift_vertex.operator import JobNotCreated, VertexStepOperator
+from steplift_vertex.emulator.errors import ApiError
+from steplift_vertex.emulator.jobs import EmulatedJob
+from steplift_vertex.operator import VertexStepOperator
 
 STORM = 6
 
@@ -39,7 +40,9 @@ class Warnings(LaunchObserver):
         self.lines.append(message)
 
 
-def launching_operator(emulator: VertexEmulator, clock: ConformanceClock) -> VertexStepOperator:
+def launching_operator(
+    make_operator: OperatorFactory, emulator: VertexEmulator, clock: ConformanceClock
+) -> VertexStepOperator:
     """An operator in virtual time whose receipts stay in memory (no storage emulator)."""
     operator = make_operator(emulator, clock=clock)
     operator._store = MemoryStore()  # type: ignore[assignment]
@@ -69,16 +72,16 @@ def fail_creates(
 
 
 def test_a_create_whose_answer_was_lost_is_adopted_not_repeated(
-    scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
+    make_operator: OperatorFactory, scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    operator = launching_operator(scripted, ConformanceClock(real_pause=0))
-    create = scripted._create
+    operator = launching_operator(make_operator, scripted, ConformanceClock(real_pause=0))
+    create = scripted.jobs.create
 
-    def lands_then_fails(*args: Any) -> dict[str, Any]:
+    def lands_then_fails(*args: Any) -> EmulatedJob:
         create(*args)
         raise ApiError("UNAVAILABLE", "The service is currently unavailable.")
 
-    monkeypatch.setattr(scripted, "_create", lands_then_fails)
+    monkeypatch.setattr(scripted.jobs, "create", lands_then_fails)
     warnings = Warnings()
     operator.launch(step_info(), ["true"], observer=warnings)
     assert scripted.submissions() == 1
@@ -93,9 +96,9 @@ def test_a_create_whose_answer_was_lost_is_adopted_not_repeated(
 
 
 def test_a_create_that_did_not_land_is_repeated_only_after_find_job(
-    scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
+    make_operator: OperatorFactory, scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    operator = launching_operator(scripted, ConformanceClock(real_pause=0))
+    operator = launching_operator(make_operator, scripted, ConformanceClock(real_pause=0))
     fail_creates(scripted, monkeypatch, 1, "error")
     operator.launch(step_info(), ["true"])
     assert operations(scripted)[:4] == [
@@ -108,10 +111,10 @@ def test_a_create_that_did_not_land_is_repeated_only_after_find_job(
 
 
 def test_a_429_storm_on_create_slows_down_then_succeeds(
-    scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
+    make_operator: OperatorFactory, scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = ConformanceClock(real_pause=0)
-    operator = launching_operator(scripted, clock)
+    operator = launching_operator(make_operator, scripted, clock)
     fail_creates(scripted, monkeypatch, STORM, "throttle")
     warnings = Warnings()
     operator.launch(step_info(), ["true"], observer=warnings)
@@ -131,10 +134,14 @@ def test_a_429_storm_on_create_slows_down_then_succeeds(
     ("fault", "kind"), [("throttle", FailureKind.QUOTA), ("error", FailureKind.INFRASTRUCTURE)]
 )
 def test_a_storm_that_outlasts_the_budget_fails_with_its_kind(
-    scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch, fault: FaultKind, kind: FailureKind
+    make_operator: OperatorFactory,
+    scripted: VertexEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: FaultKind,
+    kind: FailureKind,
 ) -> None:
     clock = ConformanceClock(real_pause=0)
-    operator = launching_operator(scripted, clock)
+    operator = launching_operator(make_operator, scripted, clock)
     operator.policy = replace(operator.policy, transient_budget=20.0)
     fail_creates(scripted, monkeypatch, 10_000, fault)
     started = clock.now()
@@ -151,7 +158,9 @@ def test_a_storm_that_outlasts_the_budget_fails_with_its_kind(
     assert operator.policy.transient_budget / 2 <= calls.count("CreateCustomJob") <= 40
 
 
-def test_submit_makes_one_create_call(scripted: VertexEmulator) -> None:
+def test_submit_makes_one_create_call(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     scripted.set_faults(Faults(refuse_create="quota"))
     with pytest.raises(JobNotCreated) as caught:
@@ -162,20 +171,22 @@ def test_submit_makes_one_create_call(scripted: VertexEmulator) -> None:
 
 
 def test_a_refusal_that_is_not_transient_is_a_config_error_at_once(
-    scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
+    make_operator: OperatorFactory, scripted: VertexEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    operator = launching_operator(scripted, ConformanceClock(real_pause=0))
+    operator = launching_operator(make_operator, scripted, ConformanceClock(real_pause=0))
 
-    def refuse(*args: Any) -> dict[str, Any]:
+    def refuse(*args: Any) -> EmulatedJob:
         raise ApiError("PERMISSION_DENIED", "Permission 'aiplatform.customJobs.create' denied")
 
-    monkeypatch.setattr(scripted, "_create", refuse)
+    monkeypatch.setattr(scripted.jobs, "create", refuse)
     with pytest.raises(ConfigError, match="Vertex AI refused the job: .*Permission"):
         operator.launch(step_info(), ["true"])
     assert operations(scripted) == ["ListCustomJobs", "CreateCustomJob"]
 
 
-def test_a_lost_connection_at_create_is_transient(scripted: VertexEmulator) -> None:
+def test_a_lost_connection_at_create_is_transient(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     # Nobody listens on that port: the connection is refused.
     operator = make_operator(scripted, api_endpoint=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(JobNotCreated) as caught:

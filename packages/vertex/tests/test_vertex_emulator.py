@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions
-from vertex_support import PARENT, job_body, job_client, make_operator
+from vertex_support import PARENT, OperatorFactory, job_body, job_client
 
 from steplift.models import StepRunInfo
 from steplift.states import FailureKind, JobState
 from steplift.testing.emulation import EmulatorControl, Faults, ScriptStep, wait_until
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.logs import read_job_logs
+from steplift_vertex.requests import attempt_label
 
 PY = sys.executable
 
@@ -44,6 +45,24 @@ def step_info(run: str = "r1") -> StepRunInfo:
     return StepRunInfo(
         pipeline="p", run=run, step="s", artifact_uri=f"gs://steplift-staging/steplift/p/{run}/s/1"
     )
+
+
+# -- the emulator protocol ----------------------------------------------------------------
+
+
+def test_the_emulator_names_its_flavor_operator_config_and_attempt_keys(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
+    assert scripted.flavor == "vertex"
+    config = scripted.operator_config(spot=True, location="europe-west4")
+    assert config["flavor"] == "vertex" and config["spot"] is True
+    assert config["location"] == "europe-west4"
+    assert config["api_endpoint"] == scripted.endpoint_url
+    handle = make_operator(scripted).submit(step_info(), ["true"], {})
+    by_number = scripted.attempt_key(handle.extra["job_number"])
+    assert by_number == scripted.attempt_key(handle.job_id) == attempt_label(step_info())
+    with pytest.raises(KeyError):
+        scripted.attempt_key("404")
 
 
 # -- routes, errors and the wire format -----------------------------------------------------
@@ -201,7 +220,9 @@ def test_list_pages_and_filters_on_labels_and_state(scripted: VertexEmulator) ->
         list(client.list_custom_jobs(request={"parent": PARENT, "page_token": "garbage"}))
 
 
-def test_cancel_and_delete_follow_the_job_state(scripted: VertexEmulator) -> None:
+def test_cancel_and_delete_follow_the_job_state(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     client = job_client(scripted)
     job = client.create_custom_job(parent=PARENT, custom_job=job_body())
     with pytest.raises(exceptions.BadRequest):
@@ -219,7 +240,9 @@ def test_cancel_and_delete_follow_the_job_state(scripted: VertexEmulator) -> Non
 # -- scripted mode -----------------------------------------------------------------------------
 
 
-def test_scripts_drive_states_and_failure_kinds(scripted: VertexEmulator) -> None:
+def test_scripts_drive_states_and_failure_kinds(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     scripted.script(
         None,
@@ -248,7 +271,9 @@ def test_scripts_drive_states_and_failure_kinds(scripted: VertexEmulator) -> Non
 # -- faults ------------------------------------------------------------------------------------
 
 
-def test_throttling_and_5xx_are_retried_by_get_status(scripted: VertexEmulator) -> None:
+def test_throttling_and_5xx_are_retried_by_get_status(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     handle = operator.submit(step_info(), ["true"], {})
     scripted.set_faults(Faults(throttle_rate=0.4, error_rate=0.3, seed=7))
@@ -262,7 +287,9 @@ def test_throttling_and_5xx_are_retried_by_get_status(scripted: VertexEmulator) 
     assert len(gets) > 6  # some answers were 429/503 and were asked again
 
 
-def test_latency_is_added_to_control_calls(scripted: VertexEmulator) -> None:
+def test_latency_is_added_to_control_calls(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     import time
 
     operator = make_operator(scripted)
@@ -272,7 +299,9 @@ def test_latency_is_added_to_control_calls(scripted: VertexEmulator) -> None:
     assert time.monotonic() - started >= 0.1
 
 
-def test_capacity_and_stuck_in_queue(emulator: VertexEmulator) -> None:
+def test_capacity_and_stuck_in_queue(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
     operator = make_operator(emulator)
     emulator.set_faults(Faults(stuck_in_queue=True))
     handle = operator.submit(step_info(), [PY, "-c", "print('ran')"], {})
@@ -285,7 +314,9 @@ def test_capacity_and_stuck_in_queue(emulator: VertexEmulator) -> None:
     assert "insufficient" in status.message
 
 
-def test_only_running_spot_jobs_can_be_preempted(emulator: VertexEmulator) -> None:
+def test_only_running_spot_jobs_can_be_preempted(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
     operator = make_operator(emulator)
     handle = operator.submit(step_info(), [PY, "-c", "import time; time.sleep(30)"], {})
     assert wait_until(lambda: operator.get_status(handle).state is JobState.RUNNING, timeout=10)
@@ -314,7 +345,9 @@ def test_the_control_api_is_shared(scripted: VertexEmulator) -> None:
 # -- execute mode ------------------------------------------------------------------------------
 
 
-def test_the_job_sees_the_vertex_container_environment(emulator: VertexEmulator) -> None:
+def test_the_job_sees_the_vertex_container_environment(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
     operator = make_operator(emulator)
     code = (
         "import json, os\n"
@@ -337,7 +370,9 @@ def test_the_job_sees_the_vertex_container_environment(emulator: VertexEmulator)
     assert values["MINE"] == "yes" and values["task"] == "workerpool0"
 
 
-def test_a_non_zero_exit_is_a_user_code_failure(emulator: VertexEmulator) -> None:
+def test_a_non_zero_exit_is_a_user_code_failure(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
     operator = make_operator(emulator)
     handle = operator.submit(step_info(), [PY, "-c", "import sys; sys.exit(3)"], {})
     assert wait_until(lambda: operator.get_status(handle).state is JobState.FAILED, timeout=15)
@@ -346,7 +381,9 @@ def test_a_non_zero_exit_is_a_user_code_failure(emulator: VertexEmulator) -> Non
     assert "non-zero status of 3" in status.message
 
 
-def test_scheduling_timeout_is_enforced(emulator: VertexEmulator) -> None:
+def test_scheduling_timeout_is_enforced(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
     client = job_client(emulator)
     body = job_body(
         [PY, "-c", "import time; print('start', flush=True); time.sleep(30)"],
@@ -361,7 +398,9 @@ def test_scheduling_timeout_is_enforced(emulator: VertexEmulator) -> None:
     assert wait_until(lambda: not emulator.is_running(handle.job_id), timeout=10)
 
 
-def test_logs_are_read_incrementally_without_gaps_or_duplicates(emulator: VertexEmulator) -> None:
+def test_logs_are_read_incrementally_without_gaps_or_duplicates(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
     operator = make_operator(emulator)
     code = (
         "import time\n"

@@ -64,7 +64,7 @@ class Recorder(LaunchObserver):
 @pytest.fixture
 def configured(emulator: VertexEmulator, isolated_steplift: Path) -> VertexStepOperator:
     """steplift.toml in the working directory names the emulator; the operator it makes."""
-    lines = ['default_operator = "vertex"', "[operators.vertex]", 'flavor = "vertex"']
+    lines = ['default_operator = "vertex"', "[operators.vertex]"]
     lines += [f'{key} = "{value}"' for key, value in emulator.operator_config().items()]
     (isolated_steplift / "steplift.toml").write_text("\n".join(lines) + "\n")
     operator = create_operator(
@@ -164,7 +164,10 @@ def test_a_relaunch_after_a_crash_adopts_the_labelled_job(
 
 def test_the_demo_runs_the_example_on_the_emulator(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "steplift_vertex.emulator.demo", str(ROOT / "examples/train.py")],
+        [
+            *(sys.executable, "-m", "steplift_vertex.emulator", "--port", "0", "--"),
+            str(ROOT / "examples/train.py"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vertex_support import PARENT, job_body, job_client, make_operator
+from vertex_support import PARENT, OperatorFactory, job_body, job_client
 
 from steplift.errors import StepFailed
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
@@ -56,6 +56,7 @@ def state_of(emulator: VertexEmulator, number: str) -> str:
 
 
 def test_every_replica_runs_with_its_own_cluster_spec_and_log_entries(
+    make_operator: OperatorFactory,
     emulator: VertexEmulator,
 ) -> None:
     code = (
@@ -121,6 +122,7 @@ def test_the_job_succeeds_only_once_every_replica_exited_zero(
 
 
 def test_the_first_failing_replica_fails_the_job_naming_it_and_stops_the_others(
+    make_operator: OperatorFactory,
     emulator: VertexEmulator,
 ) -> None:
     worker = (
@@ -171,7 +173,7 @@ def test_cancel_timeout_and_preemption_stop_every_replica(
 
 
 def test_a_killed_replica_fails_the_step_naming_it_and_leaves_no_process(
-    emulator: VertexEmulator, tmp_path: Path
+    make_operator: OperatorFactory, emulator: VertexEmulator, tmp_path: Path
 ) -> None:
     killed: list[JobHandle] = []
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from vertex_support import make_operator
+from vertex_support import OperatorFactory
 
 from steplift.errors import ConfigError
 from steplift.models import Resources, StepRunInfo
 from steplift_vertex.emulator import VertexEmulator
-from steplift_vertex.operator import KEY_LABEL, attempt_label
+from steplift_vertex.requests import KEY_LABEL, attempt_label
 
 COMMAND = ["python", "-m", "steplift.entrypoint", "--execution-info-uri", "gs://x/y.json"]
 
@@ -34,7 +34,9 @@ def created_body(emulator: VertexEmulator) -> dict[str, Any]:
     return body
 
 
-def test_gpu_machine_spec_timeout_spot_labels_and_env(scripted: VertexEmulator) -> None:
+def test_gpu_machine_spec_timeout_spot_labels_and_env(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(
         scripted,
         gpu="A100:8",
@@ -80,7 +82,7 @@ def test_gpu_machine_spec_timeout_spot_labels_and_env(scripted: VertexEmulator) 
     [("T4:1", "n1-standard-4", 5), ("L4:1", "g2-standard-4", 11), ("H100:8", "a3-highgpu-8g", 13)],
 )
 def test_a_step_gpu_request_overrides_the_config(
-    scripted: VertexEmulator, gpu: str, machine: str, enum: int
+    make_operator: OperatorFactory, scripted: VertexEmulator, gpu: str, machine: str, enum: int
 ) -> None:
     operator = make_operator(scripted, machine_type="n1-standard-8")
     step = info(resources=Resources(gpu=gpu))
@@ -89,7 +91,9 @@ def test_a_step_gpu_request_overrides_the_config(
     assert (spec["machineType"], spec["acceleratorType"]) == (machine, enum)
 
 
-def test_defaults_are_omitted_and_cpu_jobs_have_no_accelerator(scripted: VertexEmulator) -> None:
+def test_defaults_are_omitted_and_cpu_jobs_have_no_accelerator(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     operator.submit(info(), COMMAND, {})
     spec = created_body(scripted)["jobSpec"]
@@ -99,6 +103,7 @@ def test_defaults_are_omitted_and_cpu_jobs_have_no_accelerator(scripted: VertexE
 
 
 def test_nodes_become_a_chief_and_a_worker_pool_with_the_account_and_network(
+    make_operator: OperatorFactory,
     scripted: VertexEmulator,
 ) -> None:
     operator = make_operator(
@@ -134,7 +139,9 @@ def test_nodes_become_a_chief_and_a_worker_pool_with_the_account_and_network(
     assert operator.find_job(step) == handle
 
 
-def test_a_single_node_step_is_one_pool_of_one_replica(scripted: VertexEmulator) -> None:
+def test_a_single_node_step_is_one_pool_of_one_replica(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted, gpu="A100:8")
     handle = operator.submit(info(), COMMAND, {})
     [pool] = created_body(scripted)["jobSpec"]["workerPoolSpecs"]
@@ -142,7 +149,9 @@ def test_a_single_node_step_is_one_pool_of_one_replica(scripted: VertexEmulator)
     assert handle.extra["nodes"] == "1"
 
 
-def test_one_process_per_gpu_counts_the_configured_machines_gpus(scripted: VertexEmulator) -> None:
+def test_one_process_per_gpu_counts_the_configured_machines_gpus(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted, gpu="A100:8")
     step = info(resources=Resources(nodes=2, processes_per_node="gpu"))
     assert (operator.gpus_per_node(step), operator.processes_per_node(step)) == (8, 8)
@@ -151,7 +160,9 @@ def test_one_process_per_gpu_counts_the_configured_machines_gpus(scripted: Verte
     assert len(scripted.requests) == 0
 
 
-def test_a_replica_count_that_matches_the_nodes_is_kept(scripted: VertexEmulator) -> None:
+def test_a_replica_count_that_matches_the_nodes_is_kept(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted, replica_count=2)
     operator.submit(info(resources=Resources(nodes=2)), COMMAND, {})
     pools = created_body(scripted)["jobSpec"]["workerPoolSpecs"]
@@ -160,7 +171,7 @@ def test_a_replica_count_that_matches_the_nodes_is_kept(scripted: VertexEmulator
 
 @pytest.mark.parametrize("nodes", [1, 3])
 def test_a_replica_count_other_than_the_nodes_is_refused_before_any_call(
-    scripted: VertexEmulator, nodes: int
+    make_operator: OperatorFactory, scripted: VertexEmulator, nodes: int
 ) -> None:
     # Every replica runs the entrypoint, which refuses a cluster of another size than the
     # step asked for: such a job would fail on every machine it paid for.
@@ -182,7 +193,7 @@ def test_a_replica_count_other_than_the_nodes_is_refused_before_any_call(
     ],
 )
 def test_a_bad_step_request_is_refused_before_any_call(
-    scripted: VertexEmulator, step: StepRunInfo, field: str
+    make_operator: OperatorFactory, scripted: VertexEmulator, step: StepRunInfo, field: str
 ) -> None:
     operator = make_operator(scripted)
     for attempt in (
@@ -195,7 +206,9 @@ def test_a_bad_step_request_is_refused_before_any_call(
     assert scripted.requests.list() == []
 
 
-def test_find_job_lists_by_the_attempt_label(scripted: VertexEmulator) -> None:
+def test_find_job_lists_by_the_attempt_label(
+    make_operator: OperatorFactory, scripted: VertexEmulator
+) -> None:
     operator = make_operator(scripted)
     step = info()
     assert operator.find_job(step) is None

@@ -68,7 +68,7 @@ def assert_absent(value: str, text: str, where: str) -> None:
 def write_config(
     workdir: Path, emulator: VertexEmulator, secret_refs: dict[str, str] | None = None
 ) -> None:
-    lines = ['default_operator = "vertex"', "[operators.vertex]", 'flavor = "vertex"']
+    lines = ['default_operator = "vertex"', "[operators.vertex]"]
     lines += [f'{key} = "{value}"' for key, value in emulator.operator_config().items()]
     lines += ["[operators.vertex.secrets]"]
     lines += [f'{name} = "{ref}"' for name, ref in (secret_refs or {}).items()]

@@ -7,8 +7,8 @@ import requests
 from google.api_core import exceptions
 
 from steplift.states import FailureKind, JobState
-from steplift_vertex.operator import _is_transient
-from steplift_vertex.status import job_status
+from steplift_vertex.clients import is_transient_error
+from steplift_vertex.status import status_from_state
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ from steplift_vertex.status import job_status
     ],
 )
 def test_states_are_normalised(state: int | str, expected: JobState) -> None:
-    status = job_status(state)
+    status = status_from_state(state)
     assert status.state is expected and status.failure_kind is None
 
 
@@ -55,14 +55,14 @@ def test_states_are_normalised(state: int | str, expected: JobState) -> None:
 def test_errors_map_to_failure_kinds(
     code: int, message: str, kind: FailureKind, exit_code: int | None
 ) -> None:
-    status = job_status(5, code, message)
+    status = status_from_state(5, code, message)
     assert status.state is JobState.FAILED and status.provider_state == "FAILED"
     assert status.failure_kind is kind and status.exit_code == exit_code
     assert status.message == message
 
 
 def test_an_expired_job_lacked_capacity() -> None:
-    status = job_status("JOB_STATE_EXPIRED")
+    status = status_from_state("JOB_STATE_EXPIRED")
     assert status.state is JobState.FAILED and status.failure_kind is FailureKind.CAPACITY
 
 
@@ -80,14 +80,15 @@ def test_an_expired_job_lacked_capacity() -> None:
     ],
 )
 def test_only_transient_errors_are_retried(error: Exception, transient: bool) -> None:
-    assert _is_transient(error) is transient
+    assert is_transient_error(error) is transient
 
 
 def test_get_status_retries_connection_errors_then_gives_up() -> None:
     from steplift.models import JobHandle
     from steplift.registry import get_flavor
-    from steplift_vertex.emulator.server import free_port
-    from steplift_vertex.operator import RetrySettings, VertexStepOperator
+    from steplift.testing.emulation import free_port
+    from steplift_vertex.clients import RetrySettings
+    from steplift_vertex.operator import VertexStepOperator
 
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     flavor = get_flavor("vertex")

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
-from steplift.polling import PollPolicy
-from steplift.registry import get_flavor
 from steplift_vertex.emulator import VertexEmulator
-from steplift_vertex.operator import RetrySettings, VertexStepOperator
+from steplift_vertex.operator import VertexStepOperator
 
-FAST_POLL = PollPolicy(initial=0.5, factor=1.2, maximum=2.0)
-FAST_RETRY = RetrySettings(initial=0.01, maximum=0.05, multiplier=2.0, timeout=5.0)
-
-
-def make_operator(
-    emulator: VertexEmulator, *, clock: Any = None, **fields: Any
-) -> VertexStepOperator:
-    """A vertex operator pointed at ``emulator`` (virtual time when ``clock`` is given)."""
-    flavor = get_flavor("vertex")
-    config = flavor.validate_config({**emulator.operator_config(), **fields})
-    timing: dict[str, Any] = {"policy": replace(VertexStepOperator.launch_policy, poll=FAST_POLL)}
-    if clock is not None:
-        timing.update(clock=clock.now, sleep=clock.sleep)
-    operator = flavor.create(config, name="vertex", **timing)
-    assert isinstance(operator, VertexStepOperator)
-    # Transport retries sleep for real inside google.api_core: keep them short in tests.
-    operator.transport_retry = FAST_RETRY
-    return operator
+OperatorFactory = Callable[..., VertexStepOperator]
+"""The ``make_operator`` fixture (conftest.py): ``make_operator(emulator, *, clock=None,
+**fields)`` is a vertex operator pointed at the emulator."""
 
 
 class MemoryStore:

@@ -9,8 +9,14 @@ An impossible request is refused with what does exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from steplift.errors import ConfigError
 from steplift.models import parse_gpu
+
+if TYPE_CHECKING:
+    from steplift.models import StepRunInfo
+    from steplift_vertex.config import VertexStepOperatorConfig
 
 ACCELERATOR_ENUM: dict[str, int] = {
     "NVIDIA_TESLA_K80": 1,
@@ -216,3 +222,31 @@ def machines_for(accelerator: str) -> list[str]:
     if accelerator in _N1_MAX_VCPUS:
         return ["n1-standard-*"]
     return [machine for machine, spec in _BUILT_IN.items() if spec[0] == accelerator]
+
+
+def step_machine(config: VertexStepOperatorConfig, info: StepRunInfo) -> MachineSpec:
+    """The machine of a step: the step's GPU request, else the config's machine or GPU.
+
+    ConfigError (naming the step's field or the config's) for a machine Vertex AI lacks.
+    """
+    resources = info.resources
+    try:
+        if resources.gpu:
+            return machine_for_gpu(resources.gpu, cpu=resources.cpu, memory_gb=resources.memory_gb)
+    except ValueError as error:
+        raise ConfigError(
+            str(error), field="resources.gpu", value=resources.gpu, has_value=True
+        ) from None
+    if config.gpu:
+        try:
+            return machine_for_gpu(config.gpu, cpu=resources.cpu, memory_gb=resources.memory_gb)
+        except ValueError as error:  # the config's GPU exists: the step's CPU/memory not
+            raise ConfigError(
+                str(error),
+                field="resources",
+                value=f"cpu={resources.cpu}, memory_gb={resources.memory_gb}",
+                has_value=True,
+            ) from None
+    if config.machine_type:
+        return check_machine(config.machine_type, config.accelerator_type, config.accelerator_count)
+    return MachineSpec(DEFAULT_CPU_MACHINE)

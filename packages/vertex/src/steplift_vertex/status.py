@@ -8,9 +8,13 @@ or capacity, a replica's non-zero exit is the user's code, and so on.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from steplift.models import JobStatus
 from steplift.states import FailureKind, JobState
+
+if TYPE_CHECKING:
+    from google.cloud.aiplatform_v1 import CustomJob
 
 STATE_NAMES: dict[int, str] = {
     0: "JOB_STATE_UNSPECIFIED",
@@ -67,7 +71,7 @@ def failure_kind(code: int, message: str, exit_code: int | None) -> FailureKind:
     return FailureKind.INFRASTRUCTURE
 
 
-def job_status(state: str | int, error_code: int = 0, error_message: str = "") -> JobStatus:
+def status_from_state(state: str | int, error_code: int = 0, error_message: str = "") -> JobStatus:
     """The normalised status of a CustomJob from its state (name or number) and error."""
     name = STATE_NAMES.get(state, "JOB_STATE_UNSPECIFIED") if isinstance(state, int) else state
     normalised = _NORMALISED.get(name, JobState.PENDING)
@@ -87,3 +91,9 @@ def job_status(state: str | int, error_code: int = 0, error_message: str = "") -
         failure_kind=kind,
         exit_code=exit_code,
     )
+
+
+def status_from_job(job: CustomJob) -> JobStatus:
+    """The normalised status of a CustomJob the SDK returned (``get`` or a ``list`` entry)."""
+    error = job.error
+    return status_from_state(int(job.state), int(error.code), str(error.message))

@@ -1,7 +1,7 @@
-"""``python -m steplift_vertex.emulator --port 8090``."""
+"""``python -m steplift_vertex.emulator --port 8090`` (as ``steplift emulator vertex``)."""
 
 import sys
 
-from steplift_vertex.emulator import main
+from steplift_vertex.emulator.cli import main
 
 sys.exit(main())

@@ -1,16 +1,27 @@
-"""The command line of the emulator (``steplift emulator vertex``)."""
+"""The command line of the emulator: what ``steplift emulator vertex`` runs.
+
+``steplift emulator vertex [--port N]`` serves until Ctrl-C or SIGTERM and prints the
+``[operators.vertex]`` fields that point steplift at it. ``... -- SCRIPT [ARGS...]`` instead
+runs a Python script's steps on it: the emulator starts in this process, a ``vertex``
+operator is pointed at it through a temporary config file (``STEPLIFT_CONFIG``), the script
+runs as ``__main__``, and the emulator stops when it ends.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import runpy
 import sys
+import tempfile
+from pathlib import Path
 
 from steplift.testing.emulation import serve_until_interrupted
 from steplift_vertex.emulator.server import DEFAULT_BUCKET, DEFAULT_PROJECT, VertexEmulator
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Parse arguments, serve until Ctrl-C or SIGTERM; return the exit code."""
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, serve (or run a script); return the exit code."""
     parser = argparse.ArgumentParser(
         prog="steplift emulator vertex",
         description="Vertex AI custom jobs, Cloud Logging and Cloud Storage on 127.0.0.1.",
@@ -23,9 +34,17 @@ def run(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mode", choices=("execute", "scripted"), default="execute")
     parser.add_argument("--no-gcs", action="store_true", help="serve no Cloud Storage")
+    parser.add_argument(
+        "script",
+        nargs=argparse.REMAINDER,
+        help="-- SCRIPT [ARGS...]: run a Python script's steps on the emulator, then stop",
+    )
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not 0 <= options.port <= 65535 or not 0 <= options.gcs_port <= 65535:
         parser.error("ports are between 0 and 65535")
+    script = options.script[1:] if options.script[:1] == ["--"] else options.script
+    if options.script and (options.script[0] != "--" or not script):
+        parser.error("give a script to run after --: ... -- SCRIPT [ARGS...]")
     emulator = VertexEmulator(
         options.mode,
         port=options.port,
@@ -41,12 +60,46 @@ def run(argv: list[str] | None = None) -> int:
         print(f"steplift emulator vertex: {error}", file=sys.stderr)
         return 2
     try:
+        if script:
+            return run_script(emulator, script)
         print("# steplift.toml for this emulator:")
-        print('# [operators.vertex]\n# flavor = "vertex"')
-        for key, value in emulator.operator_config().items():
-            print(f'# {key} = "{value}"')
+        print("# [operators.vertex]")
+        for line in config_lines(emulator):
+            print(f"# {line}")
         sys.stdout.flush()
         # serve_until_interrupted starts (a no-op now) and stops the emulator.
         return serve_until_interrupted(emulator, "Vertex AI emulator", sys.stdout)
     finally:
         emulator.stop()
+
+
+def config_lines(emulator: VertexEmulator) -> list[str]:
+    """The ``[operators.vertex]`` fields that point at ``emulator``, as TOML lines."""
+    return [f'{key} = "{value}"' for key, value in emulator.operator_config().items()]
+
+
+def run_script(emulator: VertexEmulator, argv: list[str]) -> int:
+    """Run ``argv[0]`` (a Python script) with its arguments against the running ``emulator``."""
+    script = Path(argv[0]).resolve()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "steplift.toml"
+        lines = ['default_operator = "vertex"', "", "[operators.vertex]", *config_lines(emulator)]
+        config.write_text("\n".join(lines) + "\n")
+        saved = dict(os.environ), list(sys.argv), list(sys.path)
+        os.environ.update({"STEPLIFT_CONFIG": str(config), "STEPLIFT_OPERATOR": "vertex"})
+        sys.argv = [str(script), *argv[1:]]
+        sys.path.insert(0, str(script.parent))
+        print(
+            f"steplift: running {script.name} on the Vertex AI emulator at {emulator.endpoint_url}",
+            flush=True,
+        )
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as leaving:
+            return leaving.code if isinstance(leaving.code, int) else 0 if not leaving.code else 1
+        finally:
+            os.environ.clear()
+            os.environ.update(saved[0])
+            sys.argv, sys.path[:] = saved[1], saved[2]
+        print(f"steplift: {emulator.submissions()} Vertex AI job(s) ran", flush=True)
+    return 0

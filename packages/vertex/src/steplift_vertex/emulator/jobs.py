@@ -1,9 +1,8 @@
-"""Emulated CustomJobs: their resources, their lifecycle and, in execute mode, their processes.
+"""Emulated CustomJobs: `EmulatedJob`, the job table, and each job's lifecycle.
 
 Execute mode runs every replica of every worker pool of a job as a local subprocess (one
-node of a :class:`NodeGroup` each) with Vertex AI's container environment: its pool's
-container command and env, and a ``CLUSTER_SPEC`` that lists every replica at
-``127.0.0.1:<port>`` and names this one as its ``task``. Each replica's output becomes log
+node of a :class:`NodeGroup` each) with Vertex AI's container environment (see
+:mod:`~steplift_vertex.emulator.container`). Each replica's output becomes log
 entries labelled with its task name (``workerpool1-0``), as Vertex writes them. The job
 succeeds when every replica exits 0; the first replica to fail ends the others and fails the
 job naming it. Scripted mode moves a job one script step per status read: a ``get`` of it,
@@ -13,10 +12,6 @@ or its place on a page of a ``list`` answer.
 from __future__ import annotations
 
 import functools
-import json
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from steplift.cluster import without_cluster
 from steplift.testing.emulation import (
     EmulatorMode,
     Faults,
@@ -33,17 +27,19 @@ from steplift.testing.emulation import (
     ScriptStep,
     free_port,
 )
-from steplift_vertex.emulator.filters import matches, parse_filter
-from steplift_vertex.emulator.logbook import decode_token, encode_token, lookup_path
-from steplift_vertex.emulator.validation import validate_custom_job
-from steplift_vertex.emulator.wire import (
-    RPC_CODES,
-    STATE_NUMBERS,
-    ApiError,
-    job_from_wire,
+from steplift_vertex.emulator.container import CHIEF_TASK, Containers, Replica, job_replicas
+from steplift_vertex.emulator.errors import RPC_CODES, ApiError
+from steplift_vertex.emulator.validation import (
+    decode_token,
+    encode_token,
+    lookup_path,
+    matches,
     now_rfc3339,
     parse_duration,
+    parse_filter,
+    validate_custom_job,
 )
+from steplift_vertex.status import STATE_NAMES
 
 TERMINAL = frozenset(
     {
@@ -61,7 +57,6 @@ DEFAULT_SCRIPT = (
 )
 DEFAULT_LIST_PAGE = 100
 MAX_LIST_PAGE = 1000
-CHIEF_TASK = "workerpool0-0"
 _JOB_TIMESTAMPS = frozenset({"create_time", "createTime", "update_time", "updateTime"})
 
 
@@ -114,32 +109,9 @@ class EmulatedJob:
         return bool(strategy == "SPOT")
 
 
-@dataclass(frozen=True)
-class Replica:
-    """One replica of a worker pool: a machine of the job."""
-
-    pool: int
-    index: int
-
-    @property
-    def task(self) -> str:
-        """Its task name (``workerpool1-0``), as in CLUSTER_SPEC and the log entries."""
-        return f"workerpool{self.pool}-{self.index}"
-
-
-def job_replicas(pools: Sequence[Any]) -> list[Replica]:
-    """The replicas of ``workerPoolSpecs`` in order; an empty pool (skipped) has none."""
-    return [
-        Replica(pool, index)
-        for pool, spec in enumerate(pools)
-        if isinstance(spec, dict) and spec
-        for index in range(int(spec.get("replicaCount", 1)))
-    ]
-
-
 def _step_state(step: ScriptStep) -> str:
     name = step.status if step.status.startswith("JOB_STATE_") else f"JOB_STATE_{step.status}"
-    if name not in STATE_NUMBERS:
+    if name not in STATE_NAMES.values():
         raise ValueError(f"unknown Vertex job state in script: {step.status!r}")
     return name
 
@@ -154,8 +126,8 @@ def _step_error(step: ScriptStep) -> tuple[int, str]:
     return RPC_CODES["INTERNAL"], reason
 
 
-class JobService:
-    """The customJobs collection of one emulator."""
+class JobTable:
+    """The customJobs collection of one emulator: every job, its state and its processes."""
 
     def __init__(
         self,
@@ -174,7 +146,7 @@ class JobService:
         self._default_script: list[ScriptStep] = list(DEFAULT_SCRIPT)
         self._next_number = int(time.time() * 1000) * 1000
         self._stopping = threading.Event()
-        self._workdir: Path | None = None
+        self.containers = Containers()
 
     # -- lookup --------------------------------------------------------------------------------
 
@@ -219,9 +191,8 @@ class JobService:
 
     # -- API -----------------------------------------------------------------------------------
 
-    def create(self, project: str, location: str, body: dict[str, Any]) -> EmulatedJob:
-        """``customJobs.create``: validate, store, start the lifecycle."""
-        resource = job_from_wire(body)
+    def create(self, project: str, location: str, resource: dict[str, Any]) -> EmulatedJob:
+        """``customJobs.create`` of a job read from its request: validate, store, start."""
         validate_custom_job(resource)
         with self._lock:
             self._next_number += 1
@@ -393,78 +364,6 @@ class JobService:
         nodes_alive = job.nodes is not None and job.nodes.is_running()
         return runner_alive or nodes_alive
 
-    def _job_workdir(self, job: EmulatedJob) -> Path:
-        with self._lock:
-            if self._workdir is None:
-                self._workdir = Path(tempfile.mkdtemp(prefix="steplift-vertex-"))
-        folder = self._workdir / job.number
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def _environment(
-        self, job: EmulatedJob, replica: Replica, addresses: Mapping[Replica, str]
-    ) -> dict[str, str]:
-        spec = job.resource["jobSpec"]
-        pools = spec["workerPoolSpecs"]
-        container = pools[replica.pool]["containerSpec"]
-        cluster: dict[str, list[str]] = {}
-        for other, address in addresses.items():
-            cluster.setdefault(f"workerpool{other.pool}", []).append(address)
-        # The host's own cluster description (if any) is not this job's.
-        env = {**without_cluster(os.environ), **self.hooks.job_env()}
-        env.update(
-            {
-                item["name"]: self._fuse_path(str(item.get("value", "")))
-                for item in container.get("env", [])
-            }
-        )
-        env.update(
-            {
-                "CLOUD_ML_JOB_ID": job.number,
-                "CLOUD_ML_PROJECT_ID": job.project,
-                # As Vertex writes it: the pools' addresses, this replica's task, and the
-                # job spec as a JSON string.
-                "CLUSTER_SPEC": json.dumps(
-                    {
-                        "cluster": cluster,
-                        "environment": "cloud",
-                        "task": {"type": f"workerpool{replica.pool}", "index": replica.index},
-                        "job": json.dumps({"worker_pool_specs": pools}),
-                    }
-                ),
-            }
-        )
-        prefix = spec.get("baseOutputDirectory", {}).get("outputUriPrefix")
-        if prefix:
-            base = str(prefix).rstrip("/")
-            env["AIP_MODEL_DIR"] = f"{base}/model/"
-            env["AIP_CHECKPOINT_DIR"] = f"{base}/checkpoints/"
-            env["AIP_TENSORBOARD_LOG_DIR"] = f"{base}/logs/"
-        return env
-
-    def fuse_root(self) -> Path:
-        """The local folder standing in for Cloud Storage FUSE's ``/gcs`` mount."""
-        with self._lock:
-            if self._workdir is None:
-                self._workdir = Path(tempfile.mkdtemp(prefix="steplift-vertex-"))
-            root = self._workdir / "gcs"
-        root.mkdir(exist_ok=True)
-        return root
-
-    def _fuse_path(self, value: str) -> str:
-        # Vertex mounts buckets at /gcs/<bucket>/; the emulator mounts a local folder there,
-        # shared by every job it runs (not synchronised with the GCS emulator).
-        if value == "/gcs" or value.startswith("/gcs/"):
-            return str(self.fuse_root()) + value[len("/gcs") :]
-        return value
-
-    def _command(self, job: EmulatedJob, replica: Replica) -> Sequence[str]:
-        container = job.resource["jobSpec"]["workerPoolSpecs"][replica.pool]["containerSpec"]
-        return [
-            self._fuse_path(str(word))
-            for word in [*container.get("command", []), *container.get("args", [])]
-        ]
-
     def _run(self, job: EmulatedJob) -> None:
         try:
             self._run_job(job)
@@ -486,7 +385,7 @@ class JobService:
             self._set_state(job, "JOB_STATE_FAILED", *_capacity_error())
             return
         replicas = job.replicas
-        commands = [self._command(job, replica) for replica in replicas]
+        commands = [self.containers.command(job.resource, replica) for replica in replicas]
         if not all(commands):
             self._set_state(
                 job,
@@ -498,7 +397,7 @@ class JobService:
             return
         timeout = job.resource["jobSpec"].get("scheduling", {}).get("timeout")
         max_runtime = parse_duration(timeout, "timeout") if timeout else None
-        workdir = job.workdir = self._job_workdir(job)
+        workdir = job.workdir = self.containers.job_folder(job.number)
         # Every replica listens on its own port of 127.0.0.1; the chief's is the rendezvous.
         addresses = {replica: f"127.0.0.1:{free_port()}" for replica in replicas}
 
@@ -508,7 +407,14 @@ class JobService:
             folder.mkdir(exist_ok=True)
             return JobProcess(
                 commands[rank],
-                env=self._environment(job, replica, addresses),
+                env=self.containers.environment(
+                    job.resource,
+                    job.project,
+                    job.number,
+                    replica,
+                    addresses,
+                    self.hooks.job_env(),
+                ),
                 cwd=folder,
                 on_line=lambda line: self.on_line(job.project, job.number, replica.task, line),
                 max_runtime=max_runtime,
@@ -587,9 +493,7 @@ class JobService:
         for job in self.all_jobs():
             if job.runner is not None:
                 job.runner.join(10.0)
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
+        self.containers.remove()
 
 
 def _capacity_error() -> tuple[int, str]:

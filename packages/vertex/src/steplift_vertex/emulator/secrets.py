@@ -14,16 +14,27 @@ import base64
 import binascii
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from steplift_vertex.emulator.wire import ApiError, now_rfc3339
+from steplift.testing.emulation import FaultKind
+from steplift_vertex.emulator.errors import ApiError, not_found, unavailable
+from steplift_vertex.emulator.validation import now_rfc3339
 
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 COLLECTION = re.compile(r"^/v1/projects/([^/:]+)/secrets$")
 SECRET = re.compile(r"^/v1/projects/([^/:]+)/secrets/([^/:]+)$")
 ADD_VERSION = re.compile(r"^/v1/projects/([^/:]+)/secrets/([^/:]+):addVersion$")
 ACCESS = re.compile(r"^/v1/projects/([^/:]+)/secrets/([^/:]+)/versions/([^/:]+):access$")
+
+
+class CallLog(Protocol):
+    """What the secret routes need of their emulator: the request log and injected faults."""
+
+    def record(self, service: str, operation: str, params: Mapping[str, Any]) -> None: ...
+
+    def decide_fault(self, operation: str) -> FaultKind | None: ...
 
 
 @dataclass
@@ -138,3 +149,61 @@ def payload_data(body: dict[str, Any] | None) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError("INVALID_ARGUMENT", "payload.data is not valid base64.") from None
+
+
+def is_secret_path(path: str) -> bool:
+    """True for a Secret Manager URL (``/v1/projects/<p>/secrets...``)."""
+    return path.startswith("/v1/projects/") and "/secrets" in path
+
+
+def serve_secret_call(
+    store: SecretStore,
+    calls: CallLog,
+    method: str,
+    path: str,
+    query: dict[str, list[str]],
+    body: dict[str, Any] | None,
+) -> tuple[int, Any]:
+    """Answer one Secret Manager call; the request log gets the names, never a payload."""
+    params = {
+        "method": method,
+        "path": path,
+        "query": {key: values[-1] for key, values in query.items()},
+    }
+    match = None
+    operation = None
+    for pattern, verb, name in (
+        (ACCESS, "GET", "AccessSecretVersion"),
+        (ADD_VERSION, "POST", "AddSecretVersion"),
+        (COLLECTION, "POST", "CreateSecret"),
+        (SECRET, "GET", "GetSecret"),
+    ):
+        match = pattern.match(path)
+        if match:
+            if method != verb:
+                raise ApiError("UNIMPLEMENTED", f"{method} is not supported on {path}")
+            operation = name
+            break
+    if match is None or operation is None:
+        raise not_found(path)
+    calls.record("secretmanager", operation, params)
+    project = match.group(1)
+    if operation == "AccessSecretVersion":
+        fault = calls.decide_fault(operation)
+        if fault == "throttle":
+            raise ApiError(
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for quota metric 'Access requests' of service "
+                "'secretmanager.googleapis.com'.",
+            )
+        if fault == "error":
+            raise unavailable()
+        return 200, store.access(project, match.group(2), match.group(3))
+    if operation == "AddSecretVersion":
+        return 200, store.add_version(project, match.group(2), payload_data(body))
+    if operation == "CreateSecret":
+        secret_id = query.get("secretId", [""])[-1]
+        if not secret_id:
+            raise ApiError("INVALID_ARGUMENT", "secretId is required.")
+        return 200, store.create(project, secret_id)
+    return 200, store.get(project, match.group(2))

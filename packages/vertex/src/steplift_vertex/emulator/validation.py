@@ -1,15 +1,30 @@
-"""What Vertex AI checks when a CustomJob is created, refused the way it refuses.
+"""What Vertex AI accepts in a request, refused the way it refuses.
 
-The service lists every problem in one INVALID_ARGUMENT message of the form
-``List of found errors: 1.Field: <path>; Message: <why>``.
+- a CustomJob to create: every problem listed in one INVALID_ARGUMENT message of the form
+  ``List of found errors: 1.Field: <path>; Message: <why>``;
+- the filter expressions of ``customJobs.list`` and ``entries:list`` (the common subset)::
+
+      labels.team="ml" AND state="JOB_STATE_RUNNING"
+      resource.type="ml_job" AND resource.labels.job_id="123" AND timestamp>="2026-..."
+
+  Comparisons ``= != < <= > >= :`` (``:`` is "has": ``labels.k:*`` or a prefix with ``*``),
+  joined by ``AND`` (binding tighter) and ``OR``; ``NOT`` before a comparison. Values are
+  quoted strings or bare words. Anything else is refused as INVALID_ARGUMENT;
+- page tokens, durations (``"3600s"``) and RFC 3339 timestamps, which the service also writes.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from steplift_vertex.config import MAX_DISPLAY_NAME, check_labels
-from steplift_vertex.emulator.wire import ApiError, parse_duration
+from steplift_vertex.emulator.errors import ApiError
 from steplift_vertex.resources import check_machine
 
 MAX_WORKER_POOLS = 4
@@ -17,6 +32,8 @@ MAX_REPLICAS = 1000
 MIN_BOOT_DISK_GB = 100
 MAX_BOOT_DISK_GB = 64000
 BOOT_DISK_TYPES = ("pd-ssd", "pd-standard", "hyperdisk-balanced")
+
+_DURATION = re.compile(r"^([0-9]+)(?:\.([0-9]{1,9}))?s$")
 
 
 def validate_custom_job(job: dict[str, Any]) -> None:
@@ -116,3 +133,187 @@ def _check_spec(spec: dict[str, Any], problem: Any) -> None:
         problem(
             "custom_job.job_spec.base_output_directory.output_uri_prefix", "must be a gs:// URI"
         )
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def now_rfc3339(moment: datetime | None = None) -> str:
+    """An RFC 3339 UTC timestamp with microseconds, as Google APIs write them."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds)."""
+    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    if not match:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}")
+
+
+def parse_duration(text: Any, field: str) -> float:
+    """``"3600s"`` / ``"1.5s"`` -> seconds; ApiError naming ``field`` otherwise."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ApiError("INVALID_ARGUMENT", f"Invalid value at '{field}' ({text!r}): not a duration")
+    return int(match.group(1)) + float(f"0.{match.group(2) or 0}")
+
+
+# -- page tokens --------------------------------------------------------------------------
+
+
+def encode_token(offset: int) -> str:
+    """An opaque page token for a list offset."""
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def decode_token(token: str) -> int:
+    """The offset of a page token; INVALID_ARGUMENT for a token we did not make."""
+    if not token:
+        return 0
+    try:
+        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["o"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError("INVALID_ARGUMENT", f"Invalid page token: {token!r}") from None
+    if offset < 0:
+        raise ApiError("INVALID_ARGUMENT", f"Invalid page token: {token!r}")
+    return offset
+
+
+# -- filters ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<op><=|>=|!=|=|<|>|:)|(?P<paren>[()])'
+    r"|(?P<word>[A-Za-z0-9_.*@/+-]+))"
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``field op value``; ``negated`` for a leading NOT."""
+
+    field: str
+    op: str
+    value: str
+    negated: bool = False
+
+
+Clause = list[Comparison]
+"""Comparisons that must all hold (AND)."""
+
+
+def parse_filter(text: str) -> list[Clause]:
+    """Parse into OR-ed clauses of AND-ed comparisons; ApiError for anything else."""
+    tokens = _tokenize(text)
+    clauses: list[Clause] = [[]]
+    position = 0
+    expect_comparison = True
+    while position < len(tokens):
+        kind, value = tokens[position]
+        if not expect_comparison:
+            if kind == "word" and value.upper() == "AND":
+                expect_comparison, position = True, position + 1
+                continue
+            if kind == "word" and value.upper() == "OR":
+                clauses.append([])
+                expect_comparison, position = True, position + 1
+                continue
+            # Adjacent comparisons mean AND in Google's filter language.
+            expect_comparison = True
+            continue
+        negated = False
+        if kind == "word" and value.upper() == "NOT":
+            negated, position = True, position + 1
+        if position + 2 >= len(tokens):
+            raise _invalid(text, "incomplete comparison")
+        field_kind, field = tokens[position]
+        op_kind, op = tokens[position + 1]
+        value_kind, raw = tokens[position + 2]
+        if field_kind != "word" or op_kind != "op" or value_kind not in ("word", "string"):
+            raise _invalid(text, f"expected FIELD OP VALUE near {field!r}")
+        if value_kind == "string":
+            raw = bytes(raw[1:-1], "utf-8").decode("unicode_escape")
+        clauses[-1].append(Comparison(field, op, raw, negated))
+        position += 3
+        expect_comparison = False
+    if expect_comparison and tokens:
+        raise _invalid(text, "dangling AND/OR")
+    return [clause for clause in clauses if clause]
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise _invalid(text, f"unexpected character at {position}")
+        kind = match.lastgroup or ""
+        if kind == "paren":
+            raise _invalid(text, "parentheses are not supported by this emulator")
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+def _invalid(text: str, why: str) -> ApiError:
+    return ApiError("INVALID_ARGUMENT", f"Provided filter is not valid: {text!r} ({why})")
+
+
+def matches(
+    clauses: list[Clause], lookup: Callable[[str], Any], timestamps: frozenset[str] = frozenset()
+) -> bool:
+    """True if the item whose fields ``lookup`` answers passes the filter."""
+    if not clauses:
+        return True
+    return any(
+        all(_holds(comparison, lookup, timestamps) for comparison in clause) for clause in clauses
+    )
+
+
+def lookup_path(item: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (None when absent)."""
+    value: Any = item
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part.strip('"'))
+    return value
+
+
+def _holds(
+    comparison: Comparison, lookup: Callable[[str], Any], timestamps: frozenset[str]
+) -> bool:
+    actual = lookup(comparison.field)
+    wanted = comparison.value
+    op = comparison.op
+    if op == ":":
+        if wanted == "*":
+            result = actual is not None
+        elif wanted.endswith("*"):
+            result = actual is not None and str(actual).startswith(wanted[:-1])
+        else:
+            result = actual is not None and wanted in str(actual)
+    elif actual is None:
+        result = op == "!="
+    else:
+        left: Any = str(actual)
+        right: Any = wanted
+        if comparison.field in timestamps:
+            try:
+                left, right = parse_rfc3339(left), parse_rfc3339(right)
+            except ValueError:
+                raise ApiError("INVALID_ARGUMENT", f"invalid timestamp {wanted!r}") from None
+        result = {
+            "=": left == right,
+            "!=": left != right,
+            "<": left < right,
+            "<=": left <= right,
+            ">": left > right,
+            ">=": left >= right,
+        }[op]
+    return not result if comparison.negated else result

@@ -1,48 +1,29 @@
-"""The emulated Cloud Logging: job output as ``ml_job`` log entries, served by ``entries:list``."""
+"""The emulated Cloud Logging: job output as ``ml_job`` log entries, served by ``entries:list``.
+
+Each line a replica writes becomes an entry labelled with the job's number and the replica's
+task name (``workerpool1-0``), as Vertex AI writes them.
+"""
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from steplift_vertex.emulator.filters import matches, parse_filter
-from steplift_vertex.emulator.wire import ApiError, now_rfc3339
+from steplift_vertex.emulator.errors import ApiError
+from steplift_vertex.emulator.validation import (
+    decode_token,
+    encode_token,
+    lookup_path,
+    matches,
+    now_rfc3339,
+    parse_filter,
+)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 _TIMESTAMPS = frozenset({"timestamp", "receiveTimestamp"})
-
-
-def encode_token(offset: int) -> str:
-    """An opaque page token for a list offset."""
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
-
-
-def decode_token(token: str) -> int:
-    """The offset of a page token; INVALID_ARGUMENT for a token we did not make."""
-    if not token:
-        return 0
-    try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["o"])
-    except (ValueError, KeyError, TypeError):
-        raise ApiError("INVALID_ARGUMENT", f"Invalid page token: {token!r}") from None
-    if offset < 0:
-        raise ApiError("INVALID_ARGUMENT", f"Invalid page token: {token!r}")
-    return offset
-
-
-def lookup_path(item: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path (None when absent)."""
-    value: Any = item
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part.strip('"'))
-    return value
 
 
 class LogBook:
