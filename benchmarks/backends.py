@@ -176,7 +176,7 @@ def _vertex(mode: str) -> Iterator[Backend]:
         yield Backend(
             flavor="vertex",
             emulator=emulator,
-            fields=emulator.operator_config(BUCKET),
+            fields=emulator.operator_config(),
             running=["JOB_STATE_PENDING", "JOB_STATE_RUNNING"],
             finished="JOB_STATE_SUCCEEDED",
             create_operation="CreateCustomJob",
