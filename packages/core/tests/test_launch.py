@@ -449,7 +449,7 @@ def test_the_call_pool_lives_while_launches_are_in_flight(clock: ConformanceCloc
         thread.join(5.0)  # shut down when the launch ended: they exit once idle
     assert not any(thread.is_alive() for thread in pool_threads)
     # Outside any launch (e.g. `steplift cancel`), a call is made in place.
-    assert operator._call(lambda: threading.current_thread().name) == (
+    assert operator._launch_engine.control.call(lambda: threading.current_thread().name) == (
         threading.current_thread().name
     )
 
