@@ -449,7 +449,7 @@ def test_the_call_pool_lives_while_launches_are_in_flight(clock: ConformanceCloc
         thread.join(5.0)  # shut down when the launch ended: they exit once idle
     assert not any(thread.is_alive() for thread in pool_threads)
     # Outside any launch (e.g. `steplift cancel`), a call is made in place.
-    assert operator._call(lambda: threading.current_thread().name) == (
+    assert operator._launch_engine.control.call(lambda: threading.current_thread().name) == (
         threading.current_thread().name
     )
 
@@ -572,3 +572,28 @@ def test_lookup_waits_out_transient_errors(clock: ConformanceClock) -> None:
     found = operator.lookup(INFO, recorder)
     assert found is not None and found[1].state is JobState.SUCCEEDED
     assert len(recorder.warnings) == 1 and "rate limit" in recorder.warnings[0]
+
+
+def test_a_flavors_own_attributes_cannot_replace_the_engines_state(
+    clock: ConformanceClock,
+) -> None:
+    """The engine's pool, batcher and locks live in one name-mangled object: a flavor that
+    names its attributes as the engine's once were (Vertex's ``self._lock``) changes nothing."""
+    import threading
+
+    class Crowded(PooledOperator):
+        launch_policy = LaunchPolicy(call_workers=2, batched_status=True)
+
+        def __init__(self, script: list[JobStatus], **kwargs: Any) -> None:
+            super().__init__(script, **kwargs)
+            self._lock = "the flavor's own"  # not even a lock: the engine must not use it
+            self._pool = self._batcher = self._engine = None
+            self._in_flight = -1
+
+    operator = Crowded([RUNNING, DONE], clock=clock.now, sleep=clock.sleep)
+    operator.launch(INFO, ["cmd"])
+    assert operator.threads and all(name.startswith("steplift-") for name in operator.threads)
+    assert threading.current_thread().name not in operator.threads
+    assert operator._launch_engine.control.status_rounds >= 1  # status went through the batch
+    with pytest.raises(AttributeError):
+        operator._launch_engine = None  # type: ignore[misc]

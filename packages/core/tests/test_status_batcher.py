@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from steplift.launch.batching import StatusBatcher
 from steplift.models import JobHandle, JobStatus
-from steplift.operator import StatusBatcher
 from steplift.states import JobState
 
 
