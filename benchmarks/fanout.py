@@ -91,9 +91,9 @@ def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) 
     for thread in threads:
         thread.join(max(0.0, deadline - time.perf_counter()))
     unfinished = sum(thread.is_alive() for thread in threads)
-    batcher = getattr(operator, "_batcher", None)  # how many shared status rounds ran
+    control = operator._launch_engine.control  # how many shared status rounds ran
     return {
-        "status_rounds": batcher.calls if batcher is not None else None,
+        "status_rounds": control.status_rounds if operator.policy.batched_status else None,
         "steps": steps,
         "failures": len(failures),
         "unfinished": unfinished,
