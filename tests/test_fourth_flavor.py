@@ -26,10 +26,12 @@ TOY = {
         'FLAVOR = entry_points(group="steplift.flavors")["local"].load()\n'
     ),
     "toyflavor/emulator.py": (
-        '"""`steplift emulator toy`: says what it was given and exits 3."""\n'
-        "def main(argv):\n"
-        '    print("toy emulator serving with", argv, flush=True)\n'
-        "    return 3\n"
+        '"""The toy emulator; `steplift emulator toy` says what it was given and exits 3."""\n'
+        "class ToyEmulator:\n"
+        "    @staticmethod\n"
+        "    def main(argv):\n"
+        '        print("toy emulator serving with", argv, flush=True)\n'
+        "        return 3\n"
     ),
     "toyflavor/cluster.py": (
         '"""TOY_NODES=N/RANK: how the toy cloud describes a multi-node job."""\n'
@@ -46,7 +48,7 @@ TOY = {
     ),
     "steplift_toy-0.1.0.dist-info/entry_points.txt": (
         "[steplift.flavors]\ntoy = toyflavor.flavor:FLAVOR\n\n"
-        "[steplift.emulators]\ntoy = toyflavor.emulator:main\n\n"
+        "[steplift.emulators]\ntoy = toyflavor.emulator:ToyEmulator\n\n"
         "[steplift.cluster_readers]\ntoy = toyflavor.cluster:READER\n\n"
         # A flavor this distribution's extra would bring, not installed here.
         "[steplift.flavor_extras]\ntoycloud = toycloud [toycloud]\n"

@@ -337,12 +337,12 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
         hint = install_command(args.cloud) or f"pip install the package of the {args.cloud} flavor"
         raise _usage(f"the {args.cloud} flavor is not installed; add it with: {hint}")
     try:
-        serve = entry.load()
+        emulator_class = entry.load()
     except ImportError as error:
         package = entry.dist.name if entry.dist is not None else entry.module.partition(".")[0]
         hint = f'pip install "{package}[emulator]"'
         raise _usage(f"the {args.cloud} emulator needs {error.name}; add it with: {hint}") from None
-    result: Any = serve(list(args.args))
+    result: Any = emulator_class.main(list(args.args))
     return int(result or 0)
 
 

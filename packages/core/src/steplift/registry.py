@@ -3,8 +3,9 @@
 Three entry-point groups, none of which core fills for a cloud:
 
 - ``steplift.flavors``: ``NAME = "module:FLAVOR"``, each provider package's flavor;
-- ``steplift.emulators``: ``NAME = "module:main"``, the ``main(argv) -> int`` that
-  ``steplift emulator NAME`` runs (a provider package's local stand-in for its cloud);
+- ``steplift.emulators``: ``NAME = "module:Class"``, a provider package's local stand-in for
+  its cloud (a :class:`steplift.emulation.Emulator`): chaos runs and tests start it, and
+  ``steplift emulator NAME`` runs its ``main(argv) -> int``;
 - ``steplift.flavor_extras``: ``NAME = "package [EXTRA]"``, declared by the meta distribution
   ``steplift`` (always installed with the command) for every flavor it can bring: the flavor's
   top-level package and the extra that installs it, so that a flavor that is *not* installed
@@ -34,7 +35,7 @@ def installed_flavors() -> dict[str, EntryPoint]:
 
 
 def installed_emulators() -> dict[str, EntryPoint]:
-    """Entry points of every installed emulator's ``main``, by name (nothing is imported)."""
+    """Entry points of every installed emulator class, by name (nothing is imported)."""
     return {entry.name: entry for entry in entry_points(group=EMULATOR_GROUP)}
 
 
