@@ -13,6 +13,7 @@ statuses). This package holds what all of them share, one job per module:
 - `node_group`: `NodeGroup`, the nodes of a multi-node job ending together
 - `server`: `LocalServer`, serving a WSGI app on 127.0.0.1
 - `control`: the `/_steplift/` control API (`ControlAPI`); `control_client`: its client
+- `operators`: `emulated_operator` and `operator_table`, pointing steplift at an emulator
 - `foreground`: `serve_until_interrupted`, what `steplift emulator <cloud>` runs
 - `waiting`: `wait_until`
 
@@ -28,6 +29,7 @@ from steplift.emulation.control_client import EmulatorControl
 from steplift.emulation.faults import FaultDecider, FaultKind, Faults
 from steplift.emulation.foreground import export_lines, serve_until_interrupted
 from steplift.emulation.node_group import NodeGroup
+from steplift.emulation.operators import emulated_operator, operator_table
 from steplift.emulation.processes import JobProcess, group_alive, resolve_command
 from steplift.emulation.protocol import Emulator, EmulatorMode
 from steplift.emulation.request_log import RecordedRequest, RequestLog
@@ -53,9 +55,11 @@ __all__ = [
     "ScriptStep",
     "StartResponse",
     "WSGIApp",
+    "emulated_operator",
     "export_lines",
     "free_port",
     "group_alive",
+    "operator_table",
     "resolve_command",
     "serve_until_interrupted",
     "wait_until",

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from steplift.emulation.faults import FaultDecider, FaultKind, Faults
 from steplift.emulation.protocol import EmulatorMode
@@ -20,8 +20,12 @@ __all__ = ["EmulatorBase"]
 class EmulatorBase:
     """Shared state and behaviour of emulators: faults, decider, request log, context manager.
 
-    Subclasses implement start/stop/preempt/script/endpoint_url/client_env.
+    Subclasses set `flavor` and implement start/stop/preempt/kill_node/script/job_ids/
+    is_running/endpoint_url/client_env/operator_config/attempt_key.
     """
+
+    flavor: ClassVar[str]
+    """The steplift flavor this emulator stands in for (each emulator sets it)."""
 
     service_name = "emulator"
 
@@ -69,6 +73,15 @@ class EmulatorBase:
     def record(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
         """Add one client call to the request log."""
         self._requests.append(RecordedRequest(service, operation, copy.deepcopy(dict(params))))
+
+    def operator_config(self, **fields: Any) -> dict[str, Any]:
+        """The operator config fields (with ``"flavor"``) that point an operator at this
+        emulator, ``fields`` overriding or extending them."""
+        raise NotImplementedError
+
+    def attempt_key(self, job_id: str) -> str:
+        """The step attempt job ``job_id`` was submitted for; KeyError: no such job."""
+        raise NotImplementedError
 
     def start(self) -> Self:
         """Start serving; returns self."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeAlias, runtime_checkable
 
 from steplift.emulation.faults import Faults
 from steplift.emulation.request_log import RequestLog
@@ -23,6 +23,9 @@ EmulatorMode: TypeAlias = Literal["execute", "scripted"]
 @runtime_checkable
 class Emulator(Protocol):
     """What every steplift emulator offers in-process (and over `/_steplift/`)."""
+
+    flavor: ClassVar[str]
+    """The steplift flavor this emulator stands in for (``"sagemaker"``, ...)."""
 
     mode: EmulatorMode
 
@@ -75,6 +78,17 @@ class Emulator(Protocol):
 
     def client_env(self) -> dict[str, str]:
         """Environment variables an SDK client needs to reach this emulator."""
+        ...
+
+    def operator_config(self, **fields: Any) -> dict[str, Any]:
+        """The operator config fields, ``"flavor"`` included, that point a steplift operator at
+        this running emulator (endpoint, credentials, bucket or workspace...); ``fields``
+        override or extend them. `steplift.emulation.emulated_operator` builds the operator."""
+        ...
+
+    def attempt_key(self, job_id: str) -> str:
+        """The step attempt (``StepRunInfo.attempt_key``) job ``job_id`` was submitted for, as
+        the emulator reads it from the job (its name or labels). KeyError: no such job."""
         ...
 
     def start(self) -> Self:
