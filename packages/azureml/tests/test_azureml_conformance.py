@@ -11,11 +11,16 @@ from typing import Any
 import pytest
 from azureml_helpers import operator_fields
 
-from steplift.models import JobHandle
+from steplift.models import JobHandle, StepRunInfo
 from steplift.operator import StepOperator
 from steplift.polling import PollPolicy
 from steplift.states import FailureKind
-from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
+from steplift.testing import (
+    BadInputCase,
+    ConformanceClock,
+    EmulatedBackend,
+    StepOperatorConformance,
+)
 from steplift_azureml.config import AzureMLStepOperatorConfig
 from steplift_azureml.emulator.service import AzureMLEmulator
 from steplift_azureml.flavor import FLAVOR
@@ -114,3 +119,43 @@ class TestAzureMLConformance(StepOperatorConformance):
             {**good, "cloud_endpoint": "http://127.0.0.1:1"},
             {**good, "unknown_field": 1},
         ]
+
+    @pytest.fixture
+    def bad_input(self, execute_emulator: AzureMLEmulator) -> BadInputCase:
+        # The module's emulator: the scripted one would put its own CA in the environment.
+        def build(operator: StepOperator, info: StepRunInfo) -> object:
+            assert isinstance(operator, AzureMLStepOperator)
+            command = ["python", "-m", "x"]
+            return operator.build_job(info, command, operator.job_environment(info))
+
+        return BadInputCase(
+            good={
+                "subscription_id": "00000000-0000-0000-0000-000000000000",
+                "resource_group": "ml-rg",
+                "workspace": "ml-ws",
+                "artifact_root": "azureblob://mystorage/steplift/root",
+                "image": "python:3.11",
+                "instance_type": "Standard_DS3_v2",
+            },
+            fields=[
+                "environment_name",
+                "compute",
+                "gpu",
+                "instance_count",
+                "max_runtime",
+                "spot",
+                "spot_compute",
+                "job_tier",
+                "experiment_name",
+                "tags",
+                "environment",
+                "identity",
+                "secrets",
+            ],
+            gpus=["A100:1", "A100:3", "V100:2", "T4:1", None],
+            example_gpus=["A100:8"],
+            artifact_uri="azureblob://mystorage/steplift/root/1",
+            build=build,
+            requests=lambda: len(execute_emulator.requests.list()),
+            max_examples=100,
+        )

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from steplift.flavors.local import FLAVOR, LocalStepOperator
-from steplift.models import JobHandle
+from steplift.models import JobHandle, StepRunInfo
 from steplift.operator import StepOperator
 from steplift.states import FailureKind
-from steplift.testing import ConformanceClock, StepOperatorConformance
+from steplift.testing import BadInputCase, ConformanceClock, StepOperatorConformance
 
 
 class LocalBackend:
@@ -92,3 +92,23 @@ class TestLocalConformance(StepOperatorConformance):
             {"environment": {"A": 1}},
             {"working_dir": 3},
         ]
+
+    @pytest.fixture
+    def bad_input(self, tmp_path: Path) -> BadInputCase:
+        root = tmp_path / "bad-input"
+
+        def build(operator: StepOperator, info: StepRunInfo) -> object:
+            # No provider request here: what a job gets besides its command is its
+            # environment and checkpoint folder (submit would start the job).
+            return operator.job_environment(info), operator.checkpoint_dir(info)
+
+        return BadInputCase(
+            good={"root": str(root)},
+            fields=["working_dir", "environment", "max_runtime", "max_queue_time", "secrets"],
+            gpus=["T4:1", "A100:8", None],
+            example_gpus=["A100:8"],
+            artifact_uri=str(root / "artifacts" / "p" / "r" / "s" / "1"),
+            build=build,
+            # The local "control plane" is the jobs folder (see LocalBackend.api_calls).
+            requests=lambda: sum(1 for _ in (root / "jobs").rglob("*")),
+        )

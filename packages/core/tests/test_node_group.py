@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-from steplift.testing.emulation import JobProcess, NodeGroup
+from steplift.emulation import JobProcess, NodeGroup
 
 
 def _group(tmp_path: Path, scripts: list[str]) -> NodeGroup:

@@ -8,15 +8,22 @@ from typing import Any
 
 import boto3
 import pytest
+from sagemaker_helpers import EmulatorClients
 
-from steplift.models import JobHandle
+from steplift.models import JobHandle, StepRunInfo
 from steplift.operator import StepOperator
 from steplift.states import FailureKind
-from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
+from steplift.testing import (
+    BadInputCase,
+    ConformanceClock,
+    EmulatedBackend,
+    StepOperatorConformance,
+)
 from steplift.testing.emulation import wait_until
 from steplift_sagemaker.emulator import SageMakerEmulator
 from steplift_sagemaker.flavor import FLAVOR
 from steplift_sagemaker.operator import SageMakerStepOperator
+from steplift_sagemaker.requests import build_request
 
 ROLE = "arn:aws:iam::123456789012:role/steplift"
 BUCKET = "steplift-conformance"
@@ -121,3 +128,44 @@ class TestSageMakerConformance(StepOperatorConformance):
             {key: value for key, value in good.items() if key != "image"},
             {**good, "colour": "blue"},
         ]
+
+    @pytest.fixture
+    def bad_input(self, scripted: EmulatorClients) -> BadInputCase:
+        def build(operator: StepOperator, info: StepRunInfo) -> object:
+            assert isinstance(operator, SageMakerStepOperator)
+            command = ["python", "-m", "x"]
+            operator.check_step(info)
+            return build_request(operator.config, info, command, operator.job_environment(info))
+
+        return BadInputCase(
+            good={
+                "region": "us-east-1",
+                "role_arn": ROLE,
+                "image": "img",
+                "bucket": "s3://bucket-1/p",
+            },
+            fields=[
+                "instance_type",
+                "gpu",
+                "instance_count",
+                "volume_size_gb",
+                "spot",
+                "max_wait",
+                "max_runtime",
+                "keep_alive",
+                "subnets",
+                "security_group_ids",
+                "kms_key",
+                "tags",
+                "environment",
+                "checkpoint_s3_uri",
+                "aws_access_key_id",
+                "secrets",
+            ],
+            gpus=["T4:1", "A10G:3", "A100:8", "H100:2", None],
+            example_gpus=["A10G:1"],
+            artifact_uri="s3://bucket-1/p/p/r/s/1",
+            build=build,
+            requests=lambda: len(scripted.emulator.requests.list()),
+            max_examples=200,
+        )

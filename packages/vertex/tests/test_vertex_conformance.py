@@ -6,14 +6,20 @@ import uuid
 from typing import Any
 
 import pytest
-from vertex_support import make_operator
+from vertex_support import OperatorFactory
 
-from steplift.models import JobHandle
+from steplift.models import JobHandle, StepRunInfo
 from steplift.operator import StepOperator
 from steplift.states import FailureKind
-from steplift.testing import ConformanceClock, EmulatedBackend, StepOperatorConformance
+from steplift.testing import (
+    BadInputCase,
+    ConformanceClock,
+    EmulatedBackend,
+    StepOperatorConformance,
+)
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.operator import VertexStepOperator
+from steplift_vertex.requests import build_request
 
 
 class VertexBackend(EmulatedBackend):
@@ -53,7 +59,9 @@ class TestVertexConformance(StepOperatorConformance):
     flavor = "vertex"
 
     @pytest.fixture
-    def operator(self, clock: ConformanceClock, emulator: VertexEmulator) -> VertexStepOperator:
+    def operator(
+        self, clock: ConformanceClock, emulator: VertexEmulator, make_operator: OperatorFactory
+    ) -> VertexStepOperator:
         # Spot, so that the emulator can preempt a job (the infrastructure failure test).
         return make_operator(emulator, clock=clock, spot=True)
 
@@ -79,3 +87,38 @@ class TestVertexConformance(StepOperatorConformance):
             {**base, "regoin": "us-central1"},
             {"image": "img", "staging_bucket": "gs://bucket/x"},
         ]
+
+    @pytest.fixture
+    def bad_input(self, scripted: VertexEmulator) -> BadInputCase:
+        def build(operator: StepOperator, info: StepRunInfo) -> object:
+            assert isinstance(operator, VertexStepOperator)
+            command = ["python", "-m", "x"]
+            operator.check_step(info)
+            return build_request(operator.config, info, command, operator.job_environment(info))
+
+        return BadInputCase(
+            good={"project": "my-project", "image": "img", "staging_bucket": "gs://bkt/x"},
+            fields=[
+                "location",
+                "machine_type",
+                "accelerator_type",
+                "accelerator_count",
+                "gpu",
+                "replica_count",
+                "boot_disk_size_gb",
+                "max_runtime",
+                "spot",
+                "labels",
+                "environment",
+                "service_account",
+                "network",
+                "secrets",
+                "credentials",
+            ],
+            gpus=["T4:1", "A100:3", "A100:8", "L4:2", "H100:8", None],
+            example_gpus=["A100:8"],
+            artifact_uri="gs://bkt/x/p/r/s/1",
+            build=build,
+            requests=lambda: len(scripted.requests.list()),
+            max_examples=150,
+        )

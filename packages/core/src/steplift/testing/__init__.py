@@ -4,7 +4,7 @@ from steplift.testing import StepOperatorConformance
 
 class TestMyFlavor(StepOperatorConformance):
     flavor = "myflavor"
-    ...fixtures: operator, backend, invalid_configs...
+    ...fixtures: operator, backend, invalid_configs, bad_input...
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from steplift.testing.conformance import (
         AllSubmitted,
+        BadInputCase,
         ConformanceBackend,
         ConformanceClock,
         EmulatedBackend,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllSubmitted",
+    "BadInputCase",
     "ConformanceBackend",
     "ConformanceClock",
     "EmulatedBackend",
@@ -34,7 +36,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so that importing steplift.testing.emulation does not need pytest.
+    # Lazy, so that importing steplift.testing.emulation or .steps needs neither pytest
+    # nor hypothesis.
     if name in __all__:
         from steplift.testing import conformance
 
