@@ -112,17 +112,9 @@ def chaos(session: nox.Session) -> None:
     ``nox -s chaos -- 50`` runs 50 steps per flavor (default 200).
     """
     _install_workspace(session)
-    flavors = ["local", *(p.name for p in PACKAGES if _package_extras(p))]
     steps = session.posargs[0] if session.posargs else "200"
-    session.run(
-        "python",
-        "benchmarks/chaos.py",
-        "--steps",
-        steps,
-        "--flavors",
-        ",".join(flavors),
-        env=_azurite(session),
-    )
+    # local and every installed emulator's flavor
+    session.run("python", "-m", "steplift.emulation.chaos", "--steps", steps, env=_azurite(session))
 
 
 @nox.session

@@ -8,14 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_a_short_chaos_run_loses_nothing_duplicates_nothing_and_leaves_nothing_running(
     tmp_path: Path,
 ) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "chaos.py"), "--steps", "4", "--seed", "7"],
+        [sys.executable, "-m", "steplift.emulation.chaos", "--steps", "4", "--seed", "7"],
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,

@@ -16,6 +16,7 @@ from steplift.config import parse_config, validate_operator
 from steplift.emulation import Emulator, EmulatorBase, emulated_operator, operator_table
 from steplift.errors import ConfigError
 from steplift.flavors.local import LocalStepOperator
+from steplift.launch import LaunchPolicy
 from steplift.polling import PollPolicy
 
 
@@ -82,7 +83,7 @@ def test_emulated_operator_points_the_flavor_at_the_emulator(tmp_path: Path) -> 
 
 def test_emulated_operator_passes_name_clock_sleep_policy_and_fields(tmp_path: Path) -> None:
     slept: list[float] = []
-    policy = PollPolicy(initial=0.5, factor=1.5, maximum=2.0)
+    policy = LaunchPolicy(poll=PollPolicy(initial=0.5, factor=1.5, maximum=2.0))
     operator = emulated_operator(
         LocalFolderEmulator(tmp_path),
         name="gpu",
@@ -95,7 +96,7 @@ def test_emulated_operator_passes_name_clock_sleep_policy_and_fields(tmp_path: P
     assert operator.clock() == 42.0
     operator.sleep(3.0)
     assert slept == [3.0]
-    assert operator.poll_policy is policy
+    assert operator.policy is policy
     assert isinstance(operator, LocalStepOperator)
     assert operator.portable_config()["working_dir"] == str(tmp_path / "work")
 

@@ -220,6 +220,8 @@ def test_job_process_rejects_bad_arguments(tmp_path: Path) -> None:
 class FakeEmulator(EmulatorBase):
     """An in-memory emulator: records what the control API asked of it."""
 
+    flavor = "fake"
+
     def __init__(self) -> None:
         super().__init__("scripted")
         self.preempted: list[str] = []

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from steplift.emulation.protocol import Emulator
-from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 
 if TYPE_CHECKING:
+    from steplift.launch.policy import LaunchPolicy
     from steplift.operator import StepOperator
 
 __all__ = ["emulated_operator", "operator_table"]
@@ -28,7 +29,7 @@ def emulated_operator(
     name: str = "emulated",
     clock: Clock = DEFAULT_CLOCK,
     sleep: Sleep = DEFAULT_SLEEP,
-    policy: PollPolicy | None = None,
+    policy: LaunchPolicy | None = None,
     **fields: Any,
 ) -> StepOperator:
     """An operator of the emulator's flavor pointed at it: `emulator.operator_config(**fields)`
@@ -40,7 +41,7 @@ def emulated_operator(
     config = dict(emulator.operator_config(**fields))
     flavor = get_flavor(str(config.pop("flavor", emulator.flavor)))
     validated = flavor.validate_config(config, operator=name)
-    return flavor.create(validated, name=name, clock=clock, sleep=sleep, poll_policy=policy)
+    return flavor.create(validated, name=name, clock=clock, sleep=sleep, policy=policy)
 
 
 def operator_table(emulator: Emulator, **fields: Any) -> str:

@@ -1,6 +1,9 @@
 """Chaos run: many steps through each flavor while everything goes wrong.
 
-    python benchmarks/chaos.py --steps 200 [--flavors local,sagemaker,vertex,azureml] [--seed 1]
+    python -m steplift.emulation.chaos --steps 200 [--flavors local,sagemaker,vertex] [--seed 1]
+
+Every installed emulator's flavor takes part unless ``--flavors`` names some (``nox -s chaos``
+and the test suite's short run both use this module).
 
 For each flavor (against its executing emulator for the clouds): every step is launched by its
 own launcher process, running `steplift.testing.steps.add_and_log(i, i)` with retries; the
@@ -32,7 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 RUN = "chaos"
 RETRIES = 2
@@ -115,14 +117,13 @@ def local_backend(root: Path, report: Report) -> Iterator[tuple[str, Callable[[]
 def cloud_backend(
     flavor: str, rng: random.Random, stop: threading.Event, report: Report
 ) -> Iterator[tuple[str, Callable[[], int]]]:
-    """A cloud's executing emulator with throttling, 5xx and spot preemptions."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    from on_emulator import EMULATORS
+    """A cloud's executing emulator (found through its entry point) with throttling, 5xx and
+    spot preemptions."""
+    from steplift.emulation import Faults, operator_table
+    from steplift.registry import installed_emulators
 
-    from steplift.testing.emulation import Faults
-
-    with EMULATORS[flavor]() as emulated:
-        emulator = emulated.emulator
+    with installed_emulators()[flavor].load()(mode="execute") as emulator:
+        os.environ.update(emulator.client_env())
 
         def running_jobs() -> list[str]:
             return [job for job in emulator.job_ids() if emulator.is_running(job)]
@@ -147,34 +148,22 @@ def cloud_backend(
         preempter = threading.Thread(target=preempt_now_and_then, daemon=True)
         preempter.start()
         try:
-            yield emulated.table + "spot = true\n", calm_then_count
+            yield operator_table(emulator, spot=True), calm_then_count
         finally:
             stop.set()
             preempter.join(5)
             emulator.set_faults(Faults())
             report.jobs = len(emulator.job_ids())
-            report.duplicates = report.jobs - len(set(_attempt_keys(flavor, emulator)))
-
-
-def _attempt_keys(flavor: str, emulator: Any) -> list[str]:
-    """The step attempt of every job the emulator holds.
-
-    SageMaker and Azure ML jobs are named from their step attempt (a second create of one
-    would be refused by name, not make a job); Vertex AI names jobs itself, so the attempt is
-    the ``steplift-key`` label the operator puts on each job.
-    """
-    if flavor != "vertex":
-        return list(emulator.job_ids())
-    return [
-        str(job.resource.get("labels", {}).get("steplift-key")) for job in emulator.jobs.all_jobs()
-    ]
+            # Jobs beyond the first of a step attempt: a create that happened twice.
+            attempts = {emulator.attempt_key(job_id) for job_id in emulator.job_ids()}
+            report.duplicates = report.jobs - len(attempts)
 
 
 def drive_step(index: int, env: dict[str, str], rng: random.Random) -> Outcome:
     """Launch one step, killing or interrupting its launcher at random, relaunching after kills."""
     step = f"s{index}"
     outcome = Outcome(step=step, result="failed")
-    command = [sys.executable, __file__, "launch", step, str(index)]
+    command = [sys.executable, "-m", "steplift.emulation.chaos", "launch", step, str(index)]
     for launch in range(6):
         action = (
             rng.choices(["none", "kill", "interrupt"], [0.6, 0.3, 0.1])[0]
@@ -315,16 +304,21 @@ def main(argv: list[str] | None = None) -> int:
     launch.add_argument("step")
     launch.add_argument("value", type=int)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--flavors", default="local,sagemaker,vertex,azureml")
+    parser.add_argument(
+        "--flavors", default=None, help="comma-separated (default: local and every emulator)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args(argv)
     if args.command == "launch":
         return launch_one(args.step, args.value)
-    reports = [
-        run_flavor(flavor, args.steps, args.seed, args.workers)
-        for flavor in args.flavors.split(",")
-    ]
+    if args.flavors:
+        flavors = args.flavors.split(",")
+    else:
+        from steplift.registry import installed_emulators
+
+        flavors = ["local", *sorted(installed_emulators())]
+    reports = [run_flavor(flavor, args.steps, args.seed, args.workers) for flavor in flavors]
     return 0 if print_table(reports) else 1
 
 
