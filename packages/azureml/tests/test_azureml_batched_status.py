@@ -16,16 +16,13 @@ from steplift.models import JobHandle, StepRunInfo
 from steplift.states import FailureKind, JobState
 from steplift.testing import ConformanceClock, launch_together
 from steplift.testing.emulation import Faults
-from steplift_azureml.emulator.azurite import Azurite
 from steplift_azureml.emulator.jobs import STATUSES
 from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.emulator.storage import Azurite
 from steplift_azureml.flavor import FLAVOR
-from steplift_azureml.operator import (
-    ATTEMPT_TAG,
-    AzureMLStepOperator,
-    provider_state_of,
-    status_from_state,
-)
+from steplift_azureml.operator import AzureMLStepOperator
+from steplift_azureml.requests import ATTEMPT_TAG
+from steplift_azureml.status import provider_state_of, status_from_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from steplift_azureml.emulator.azurite import Azurite
     from steplift_azureml.emulator.service import AzureMLEmulator, Compute
+    from steplift_azureml.emulator.storage import Azurite
 
 __all__ = ["Azurite", "AzureMLEmulator", "Compute", "main"]
 
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(service, name)
     if name == "Azurite":
-        from steplift_azureml.emulator import azurite
+        from steplift_azureml.emulator import storage as azurite
 
         return azurite.Azurite
     raise AttributeError(f"module 'steplift_azureml.emulator' has no attribute {name!r}")
@@ -33,8 +33,8 @@ def __getattr__(name: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the emulator in the foreground; print its endpoint and the client environment."""
     from steplift.testing.emulation import serve_until_interrupted
-    from steplift_azureml.emulator.azurite import INSTALL_HINT, find_azurite
     from steplift_azureml.emulator.service import AzureMLEmulator
+    from steplift_azureml.emulator.storage import INSTALL_HINT, find_azurite
 
     parser = argparse.ArgumentParser(prog="steplift emulator azureml")
     parser.add_argument("--port", type=int, default=0, help="HTTPS port (default: any free)")

@@ -40,7 +40,6 @@ from steplift.testing.emulation import (
     ScriptStep,
     StartResponse,
 )
-from steplift_azureml.emulator.azurite import Azurite
 from steplift_azureml.emulator.certs import write_self_signed
 from steplift_azureml.emulator.jobs import (
     DEFAULT_SCRIPT,
@@ -53,9 +52,10 @@ from steplift_azureml.emulator.jobs import (
     node_lost_error,
     preempted_error,
 )
-from steplift_azureml.keyvault import API_VERSION as KEYVAULT_API_VERSION
-from steplift_azureml.keyvault import ENDPOINT_ENV as KEYVAULT_ENDPOINT_ENV
+from steplift_azureml.emulator.storage import Azurite
 from steplift_azureml.resources import vm_size
+from steplift_azureml.secrets import API_VERSION as KEYVAULT_API_VERSION
+from steplift_azureml.secrets import ENDPOINT_ENV as KEYVAULT_ENDPOINT_ENV
 
 SERVICE = "azureml"
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
