@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from azureml_helpers import client_environment
 
-from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.emulator.storage import INSTALL_HINT, Azurite, find_azurite
 
 

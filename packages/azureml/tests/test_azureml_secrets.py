@@ -17,7 +17,7 @@ from steplift.errors import ConfigError
 from steplift.runs import RunIndex
 from steplift.testing import steps
 from steplift_azureml.clients import make_credential, make_ml_client
-from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.secrets import KeyVaultSecretResolver, parse_reference
 
