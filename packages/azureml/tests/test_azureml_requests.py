@@ -620,3 +620,18 @@ def test_a_throttled_create_is_one_call_and_stays_transient(
     assert emulator.created_jobs == created
     # One try, not a loop of its own: the first refused call ends it.
     assert sum(len(emulator.requests.filter(name)) for name in creates) == before + 1
+
+
+def test_the_emulator_gives_its_operator_config_and_each_jobs_step_attempt(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    fields = emulator.operator_config(compute="cpu-cluster", instance_type=None)
+    assert fields["flavor"] == emulator.flavor == "azureml"
+    assert fields["cloud_endpoint"] == emulator.endpoint_url
+    assert fields["compute"] == "cpu-cluster" and "instance_type" not in fields
+    operator = make_operator(emulator, shared)
+    info = step_info()
+    handle = operator.submit(info, ["true"], {})
+    assert emulator.attempt_key(handle.job_id) == info.attempt_key
+    with pytest.raises(KeyError):
+        emulator.attempt_key("no-such-job")
