@@ -4,14 +4,26 @@ folder has its own conftest.py, so test modules import from here, not from ``con
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
-from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift.launch.policy import LaunchPolicy
+from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP
+from steplift_azureml.config import AzureMLStepOperatorConfig
+from steplift_azureml.emulator import AzureMLEmulator
+from steplift_azureml.flavor import FLAVOR
+from steplift_azureml.operator import AzureMLStepOperator
 
 ACCOUNT = "devstoreaccount1"
 CONTAINER = "steplift-tests"
+TEST_FIELDS: dict[str, Any] = {
+    "artifact_root": f"azureblob://{ACCOUNT}/{CONTAINER}/artifacts",
+    # The SDK's transport retries, fast: the emulator's faults are retried in milliseconds.
+    "retry_backoff": 0.01,
+    "retry_backoff_max": 0.05,
+}
+"""What the tests change in the emulator's operator config."""
 
 
 def client_environment(emulator: AzureMLEmulator) -> Iterator[AzureMLEmulator]:
@@ -35,19 +47,42 @@ def client_environment(emulator: AzureMLEmulator) -> Iterator[AzureMLEmulator]:
         patch.undo()
 
 
+class Clock(Protocol):
+    """A test clock (``ConformanceClock``, a virtual clock of the test module)."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
 def operator_fields(emulator: AzureMLEmulator, **overrides: Any) -> dict[str, Any]:
-    """Raw config fields pointing the azureml flavor at ``emulator``."""
-    fields: dict[str, Any] = {
-        "subscription_id": emulator.subscription_id,
-        "resource_group": emulator.resource_group,
-        "workspace": emulator.workspace,
-        "artifact_root": f"azureblob://{ACCOUNT}/{CONTAINER}/artifacts",
-        "image": "python:3.11-slim",
-        "instance_type": "Standard_DS3_v2",
-        "cloud_endpoint": emulator.endpoint_url,
-        "credential": "managed_identity",
-        "retry_backoff": 0.01,
-        "retry_backoff_max": 0.05,
-    }
-    fields.update(overrides)
-    return {key: value for key, value in fields.items() if value is not None}
+    """Raw config fields pointing the azureml flavor at ``emulator`` (without ``flavor``):
+    :meth:`AzureMLEmulator.operator_config` with :data:`TEST_FIELDS`, then ``overrides``
+    (None leaves a field out)."""
+    fields = emulator.operator_config(**{**TEST_FIELDS, **overrides})
+    del fields["flavor"]
+    return fields
+
+
+def make_operator(
+    emulator: AzureMLEmulator,
+    shared: AzureMLStepOperator | None = None,
+    clock: Clock | None = None,
+    *,
+    name: str = "default",
+    policy: LaunchPolicy | None = None,
+    **overrides: Any,
+) -> AzureMLStepOperator:
+    """An azureml operator pointed at ``emulator`` (:func:`operator_fields`), reusing the
+    clients of ``shared`` (building an MLClient costs the SDK's import and setup); on
+    ``clock`` when given, else on the real clock."""
+    config = FLAVOR.validate_config(operator_fields(emulator, **overrides))
+    assert isinstance(config, AzureMLStepOperatorConfig)
+    return AzureMLStepOperator(
+        config,
+        name=name,
+        clock=clock.now if clock else DEFAULT_CLOCK,
+        sleep=clock.sleep if clock else DEFAULT_SLEEP,
+        policy=policy,
+        **(shared.share_clients() if shared else {}),
+    )

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from azureml_helpers import client_environment
 
-from steplift_azureml.emulator.azurite import INSTALL_HINT, Azurite, find_azurite
-from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.emulator import AzureMLEmulator
+from steplift_azureml.emulator.storage import INSTALL_HINT, Azurite, find_azurite
 
 
 @pytest.fixture(scope="session")

@@ -6,26 +6,21 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azureml_helpers import client_environment, operator_fields
+from azureml_helpers import client_environment, make_operator
 
 from steplift.models import JobHandle, StepRunInfo
 from steplift.states import FailureKind, JobState
-from steplift.testing import ConformanceClock, launch_together
+from steplift.testing import launch_together
 from steplift.testing.emulation import Faults
-from steplift_azureml.emulator.azurite import Azurite
+from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.emulator.jobs import STATUSES
-from steplift_azureml.emulator.service import AzureMLEmulator
-from steplift_azureml.flavor import FLAVOR
-from steplift_azureml.operator import (
-    ATTEMPT_TAG,
-    AzureMLStepOperator,
-    provider_state_of,
-    status_from_state,
-)
+from steplift_azureml.emulator.storage import Azurite
+from steplift_azureml.operator import AzureMLStepOperator
+from steplift_azureml.requests import ATTEMPT_TAG
+from steplift_azureml.status import provider_state_of, status_from_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 
@@ -54,22 +49,6 @@ def emulator(scripted: AzureMLEmulator) -> Iterator[AzureMLEmulator]:
     scripted.reset()
     yield scripted
     scripted.reset()
-
-
-def make_operator(
-    emulator: AzureMLEmulator,
-    shared: AzureMLStepOperator | None = None,
-    clock: ConformanceClock | None = None,
-    **overrides: Any,
-) -> AzureMLStepOperator:
-    config = FLAVOR.validate_config(operator_fields(emulator, **overrides))
-    clock = clock or ConformanceClock(real_pause=0)
-    return AzureMLStepOperator(
-        config,
-        **(shared.share_clients() if shared else {}),
-        clock=clock.now,
-        sleep=clock.sleep,
-    )
 
 
 def step_info(run: str | None = None, step: str = "train") -> StepRunInfo:

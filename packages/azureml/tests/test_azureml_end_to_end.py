@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azureml_helpers import operator_fields
+from azureml_helpers import make_operator, operator_fields
 
 import steplift
 from steplift.errors import StepCancelled, StepFailed
@@ -26,8 +26,7 @@ from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
 from steplift.testing import steps
 from steplift.testing.emulation import group_alive
-from steplift_azureml.emulator.service import AzureMLEmulator
-from steplift_azureml.flavor import FLAVOR
+from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.operator import AzureMLStepOperator
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
@@ -40,17 +39,14 @@ _numbers = iter(range(1, 1_000_000))
 
 @pytest.fixture(scope="module")
 def shared(execute_emulator: AzureMLEmulator) -> AzureMLStepOperator:
-    config = FLAVOR.validate_config(operator_fields(execute_emulator))
-    operator = AzureMLStepOperator(config)
+    operator = make_operator(execute_emulator)
     operator.share_clients()
     return operator
 
 
-def make_operator(
-    emulator: AzureMLEmulator, shared: AzureMLStepOperator, **overrides: Any
-) -> AzureMLStepOperator:
-    config = FLAVOR.validate_config(operator_fields(emulator, **overrides))
-    return AzureMLStepOperator(config, name="azure", policy=FAST_POLICY, **shared.share_clients())
+def fast_operator(emulator: AzureMLEmulator, shared: AzureMLStepOperator) -> AzureMLStepOperator:
+    """An operator that polls fast, on the module's clients."""
+    return make_operator(emulator, shared, name="azure", policy=FAST_POLICY)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
@@ -99,7 +95,7 @@ def test_example_step_through_the_sdk_and_config_file_returns_its_metrics(
 def test_failing_step_raises_step_failed_with_the_remote_traceback(
     execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     failing = steplift.step(operator=operator)(steps.fail_with).with_options(run=run_name("fail"))
     with pytest.raises(StepFailed) as caught:
         failing("bad luck in the cloud")
@@ -143,7 +139,7 @@ def _info(
 def test_ctrl_c_leaves_the_emulated_job_canceled(
     execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     info, command = _info(operator, steps.sleep_for, 60)
     observer = _InterruptWhenRunning()
     with pytest.raises(StepCancelled) as caught:
@@ -159,7 +155,7 @@ def test_ctrl_c_leaves_the_emulated_job_canceled(
 def test_relaunch_adopts_the_named_job(
     execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     info, command = _info(operator, steps.add_and_log, 20, 22)
     first = operator.submit(info, command, operator.job_environment(info))
     created = execute_emulator.created_jobs
@@ -181,7 +177,7 @@ def test_relaunch_adopts_the_named_job(
 def test_logs_are_read_incrementally_without_gaps_or_duplicates(
     execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     info = StepRunInfo(
         pipeline="logs",
         run=run_name("logs"),
@@ -211,7 +207,7 @@ def test_logs_are_read_incrementally_without_gaps_or_duplicates(
 def test_every_process_of_every_instance_runs_with_the_pytorch_distribution_environment(
     execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     info = StepRunInfo(
         pipeline="nodes",
         run=run_name("nodes"),
@@ -260,7 +256,7 @@ def test_a_killed_node_fails_the_step_naming_it_and_stops_every_process(
     from steplift.launcher import StepLauncher, StepOptions, StepSpec
     from steplift.runs import Run, RunIndex
 
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     refusals: list[int] = []
     pids: list[int | None] = []
     lines: list[str] = []
@@ -303,7 +299,7 @@ def test_the_emulator_refuses_a_distribution_it_cannot_run(
 ) -> None:
     from azure.ai.ml import MpiDistribution
 
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     info = StepRunInfo(
         pipeline="mpi",
         run=run_name("mpi"),
@@ -323,7 +319,7 @@ def test_the_emulator_refuses_a_distribution_it_cannot_run(
 def test_the_emulator_enforces_limits_timeout(
     execute_emulator: AzureMLEmulator, shared: AzureMLStepOperator
 ) -> None:
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     info = StepRunInfo(
         pipeline="limits",
         run=run_name("limits"),
@@ -343,7 +339,7 @@ def test_capacity_refusal_fails_the_job_with_capacity(
 ) -> None:
     from steplift.testing.emulation import Faults
 
-    operator = make_operator(execute_emulator, shared)
+    operator = fast_operator(execute_emulator, shared)
     info = StepRunInfo(
         pipeline="cap",
         run=run_name("cap"),
@@ -368,8 +364,7 @@ def test_stopping_the_emulator_leaves_nothing_running() -> None:
         for key, value in emulator.client_env().items():
             patch.setenv(key, value)
         try:
-            config = FLAVOR.validate_config(operator_fields(emulator))
-            operator = AzureMLStepOperator(config, policy=FAST_POLICY)
+            operator = make_operator(emulator, policy=FAST_POLICY)
             info = StepRunInfo(
                 pipeline="stop",
                 run=run_name("stop"),

@@ -18,7 +18,7 @@ from steplift.models import Resources
 from steplift.registry import get_flavor
 from steplift.store import store_for_uri
 from steplift.testing.processes import modules_loaded_by
-from steplift_azureml.emulator.azurite import Azurite, find_azurite
+from steplift_azureml.emulator.storage import Azurite, find_azurite
 from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.resources import resolve_vm_size, vm_size_for_gpu
 from steplift_azureml.store import AzureBlobArtifactStore
@@ -46,7 +46,7 @@ def test_importing_and_validating_imports_no_azure_sdk() -> None:
 
 def test_the_operator_imports_no_boto3_or_google() -> None:
     code = (
-        "import steplift_azureml.operator, steplift_azureml.client, steplift_azureml.store\n"
+        "import steplift_azureml.operator, steplift_azureml.clients, steplift_azureml.store\n"
         "import steplift_azureml.emulator.service\n"
         "import azure.ai.ml, azure.storage.blob, azure.identity\n"
     )

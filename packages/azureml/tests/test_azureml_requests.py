@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azureml_helpers import operator_fields
+from azureml_helpers import make_operator
 
 from steplift.errors import ConfigError, StepFailed
 from steplift.models import Resources, StepRunInfo
@@ -20,7 +20,7 @@ from steplift.operator import LaunchObserver
 from steplift.states import FailureKind, JobState
 from steplift.store import LocalArtifactStore
 from steplift.testing.emulation import EmulatorControl, Faults
-from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.flavor import FLAVOR
 from steplift_azureml.operator import AzureMLStepOperator
 
@@ -54,22 +54,6 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.time += seconds
-
-
-def make_operator(
-    emulator: AzureMLEmulator,
-    shared: AzureMLStepOperator | None,
-    clock: VirtualClock | None = None,
-    **overrides: Any,
-) -> AzureMLStepOperator:
-    config = FLAVOR.validate_config(operator_fields(emulator, **overrides))
-    clock = clock or VirtualClock()
-    return AzureMLStepOperator(
-        config,
-        **(shared.share_clients() if shared else {}),
-        clock=clock.now,
-        sleep=clock.sleep,
-    )
 
 
 def step_info(**fields: Any) -> StepRunInfo:
@@ -636,3 +620,18 @@ def test_a_throttled_create_is_one_call_and_stays_transient(
     assert emulator.created_jobs == created
     # One try, not a loop of its own: the first refused call ends it.
     assert sum(len(emulator.requests.filter(name)) for name in creates) == before + 1
+
+
+def test_the_emulator_gives_its_operator_config_and_each_jobs_step_attempt(
+    emulator: AzureMLEmulator, shared: AzureMLStepOperator
+) -> None:
+    fields = emulator.operator_config(compute="cpu-cluster", instance_type=None)
+    assert fields["flavor"] == emulator.flavor == "azureml"
+    assert fields["cloud_endpoint"] == emulator.endpoint_url
+    assert fields["compute"] == "cpu-cluster" and "instance_type" not in fields
+    operator = make_operator(emulator, shared)
+    info = step_info()
+    handle = operator.submit(info, ["true"], {})
+    assert emulator.attempt_key(handle.job_id) == info.attempt_key
+    with pytest.raises(KeyError):
+        emulator.attempt_key("no-such-job")

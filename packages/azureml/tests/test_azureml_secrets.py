@@ -16,10 +16,10 @@ import steplift
 from steplift.errors import ConfigError
 from steplift.runs import RunIndex
 from steplift.testing import steps
-from steplift_azureml.client import make_credential, make_ml_client
-from steplift_azureml.emulator.service import AzureMLEmulator
+from steplift_azureml.clients import make_credential, make_ml_client
+from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.flavor import FLAVOR
-from steplift_azureml.keyvault import KeyVaultSecretResolver, parse_reference
+from steplift_azureml.secrets import KeyVaultSecretResolver, parse_reference
 
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 

@@ -15,8 +15,8 @@ from pydantic import Field, field_validator, model_validator
 
 from steplift.models import FieldProblem, parse_gpu
 from steplift.operator import StepOperatorConfig
-from steplift_azureml.keyvault import describe_bad_reference, parse_reference
 from steplift_azureml.resources import vm_size, vm_size_for_gpu
+from steplift_azureml.secrets import describe_bad_reference, parse_reference
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 RESOURCE_GROUP_PATTERN = r"^[-\w.()]{0,89}[-\w()]$"
@@ -153,7 +153,7 @@ class AzureMLStepOperatorConfig(StepOperatorConfig):
     @classmethod
     def _check_secrets(cls, value: dict[str, str]) -> dict[str, str]:
         # Real Key Vault URIs only, also against the emulator: it is reached by the job's
-        # STEPLIFT_AZUREML_KEYVAULT_ENDPOINT, never by a looser reference (see keyvault.py).
+        # STEPLIFT_AZUREML_KEYVAULT_ENDPOINT, never by a looser reference (see secrets.py).
         # The message quotes a reference only when it looks like a URL: anything else may be
         # the secret itself, pasted where its reference belongs (the ConfigError of a field
         # named "secrets" never repeats its value either).

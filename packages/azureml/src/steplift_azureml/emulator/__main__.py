@@ -2,6 +2,6 @@
 
 import sys
 
-from steplift_azureml.emulator import main
+from steplift_azureml.emulator.cli import main
 
 sys.exit(main())

@@ -1,26 +1,26 @@
-"""Emulated Azure ML command jobs: their lifecycle, statuses, errors and log files.
+"""Emulated Azure ML command jobs: :class:`EmulatedJob`, its lifecycle, and the job table.
 
-Execute mode runs the job's command as local subprocesses with the Azure ML container
-environment: one per instance, or, with a PyTorch distribution, ``processCountPerInstance``
-per instance, each with the torch variables Azure ML sets and its own
-``user_logs/std_log_process_<rank>.txt``. Scripted mode steps through given statuses, one per
-read of the job: a ``jobs.get``, or its entry in a page of the jobs list.
+Execute mode runs the job's command as local subprocesses (:class:`JobRunner`): one per
+instance, or, with a PyTorch distribution, ``processCountPerInstance`` per instance, each
+with its own ``user_logs/std_log_process_<rank>.txt``. Scripted mode steps through given
+statuses, one per read of the job: a ``jobs.get``, or its entry in a page of the jobs list.
+:class:`JobTable` holds every job of the workspace and what the control API does to them
+(scripts, preemption, a lost node, cancel, stop).
 """
 
 from __future__ import annotations
 
 import datetime
-import os
 import signal
-import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from steplift.cluster import without_cluster
-from steplift.testing.emulation import JobProcess, NodeGroup, ScriptStep, free_port
+from steplift.testing.emulation import Faults, JobProcess, NodeGroup, ScriptStep, free_port
+from steplift_azureml.emulator.errors import ApiError, error_body
+from steplift_azureml.emulator.logs import log_file, log_sink
 
 TERMINAL = frozenset({"Completed", "Failed", "Canceled"})
 STATUSES = frozenset(
@@ -38,24 +38,12 @@ STATUSES = frozenset(
         *TERMINAL,
     }
 )
-MAIN_LOG = "user_logs/std_log.txt"
-PROCESS_LOG = "user_logs/std_log_process_{rank}.txt"
-"""A distributed job's log of one process (global rank), as Azure ML's common runtime names it."""
-_CLIENT_ONLY = frozenset({"AZUREML_CURRENT_CLOUD", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"})
 DEFAULT_SCRIPT = (ScriptStep("Queued"), ScriptStep("Running"), ScriptStep("Completed"))
 
 
 def utc_now() -> str:
     """An ISO 8601 UTC timestamp as the service writes them."""
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
-
-
-def error_body(code: str, message: str, inner: str | None = None) -> dict[str, Any]:
-    """The run-history error shape: {"error": {"code", "message", "innerError"}}."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if inner:
-        error["innerError"] = {"code": inner}
-    return {"error": error}
 
 
 def preempted_error() -> dict[str, Any]:
@@ -141,7 +129,7 @@ class EmulatedJob:
     def log_file(self, rank: int) -> str:
         """The log file of the process of global ``rank`` (one per process when the platform
         starts them for a distribution)."""
-        return PROCESS_LOG.format(rank=rank) if self.distributed else MAIN_LOG
+        return log_file(self.distributed, rank)
 
     @property
     def is_terminal(self) -> bool:
@@ -188,48 +176,6 @@ class EmulatedJob:
             self.set_status(step.status, error)
             if step.status == "Running":
                 self.append_log(self.log_file(0), f"scripted job {self.name} is running")
-
-
-def job_environment(
-    job: EmulatedJob,
-    *,
-    rank: int,
-    base: Mapping[str, str],
-    service_env: Mapping[str, str],
-    master_port: int,
-) -> dict[str, str]:
-    """The environment Azure ML gives the job's process of global ``rank``."""
-    properties = job.resource.get("properties", {})
-    # The client's SDK state (the cloud an MLClient registered) and identity are not the
-    # container's: a job has the compute's managed identity (MSI_* in ``service_env``).
-    # Nor does a job inherit the host's own cluster description, if it has one.
-    env = {key: value for key, value in without_cluster(base).items() if key not in _CLIENT_ONLY}
-    env.update(service_env)
-    env.update({str(k): str(v) for k, v in (properties.get("environmentVariables") or {}).items()})
-    node = job.node_of(rank)
-    env.update(
-        {
-            "AZUREML_RUN_ID": job.name,
-            "AZUREML_EXPERIMENT_NAME": job.experiment,
-            "AZUREML_ARM_PROJECT_NAME": job.experiment,
-            "AZUREML_NODE_COUNT": str(job.instance_count),
-            "AZUREML_CR_NODE_RANK": str(node),
-        }
-    )
-    if job.distributed:
-        # What Azure ML's PyTorch distribution sets in every process it starts.
-        env.update(
-            {
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(master_port),
-                "WORLD_SIZE": str(job.world_size),
-                "NODE_RANK": str(node),
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank % job.processes_per_instance),
-                "LOCAL_WORLD_SIZE": str(job.processes_per_instance),
-            }
-        )
-    return env
 
 
 class JobRunner:
@@ -301,7 +247,7 @@ class JobRunner:
                 ["/bin/sh", "-c", command],
                 env=self.env_for_rank(rank, port),
                 cwd=folder,
-                on_line=_log_sink(job, log),
+                on_line=log_sink(job, log),
                 max_runtime=job.timeout,
                 grace=self.grace,
                 on_exit=on_exit,
@@ -388,20 +334,177 @@ def _process_failure(job: EmulatedJob, rank: int, code: int | None) -> dict[str,
     )
 
 
-def _log_sink(job: EmulatedJob, file: str) -> Callable[[str], None]:
-    def sink(line: str) -> None:
-        job.append_log(file, line)
+class JobTable:
+    """Every job of the emulated workspace, oldest first, and what can happen to them.
 
-    return sink
-
-
-def emulator_base_env() -> dict[str, str]:
-    """The host environment jobs start from (the emulator runs them on this machine).
-
-    The image is ignored, so ``python`` in a command must be this interpreter: its folder
-    goes first on PATH.
+    ``faults`` answers the emulator's current faults (a stuck queue, a capacity refusal);
+    ``wait_for_faults_change`` waits until they change.
     """
-    env = dict(os.environ)
-    folder = os.path.dirname(sys.executable)
-    env["PATH"] = folder + os.pathsep + env.get("PATH", "")
-    return env
+
+    def __init__(
+        self,
+        mode: str,
+        *,
+        faults: Callable[[], Faults],
+        wait_for_faults_change: Callable[[float], None],
+        stop_grace: float,
+    ) -> None:
+        self.mode = mode
+        self.jobs: dict[str, EmulatedJob] = {}
+        self.created = 0
+        """Jobs created since the emulator started (a refused create is not one)."""
+        self.stop_grace = stop_grace
+        self._faults = faults
+        self._wait_for_faults_change = wait_for_faults_change
+        self._runners: dict[str, JobRunner] = {}
+        self._scripts: dict[str, list[ScriptStep]] = {}
+        self._default_script: list[ScriptStep] = list(DEFAULT_SCRIPT)
+        self.stopping = threading.Event()
+        """Set when the emulator stops: queued jobs then end Canceled."""
+        self.lock = threading.RLock()
+
+    def get(self, name: str) -> EmulatedJob:
+        """The job named ``name``; a 404 ``ApiError`` when there is none."""
+        job = self.jobs.get(name)
+        if job is None:
+            raise ApiError(404, "UserError", f"Could not find job '{name}'.", "NotFound")
+        return job
+
+    def newest_first(self) -> list[EmulatedJob]:
+        """Every job, newest first (the jobs list's order)."""
+        with self.lock:
+            return list(reversed(self.jobs.values()))
+
+    def read(self, job: EmulatedJob) -> None:
+        """A read of the job: in scripted mode every read, a get or a list entry, takes the
+        job's next scripted step (unless the queue is stuck and the job is queued)."""
+        if self.mode == "scripted" and not (
+            self._faults().stuck_in_queue and job.status in ("NotStarted", "Queued")
+        ):
+            job.advance_script()
+
+    def add(
+        self,
+        job: EmulatedJob,
+        *,
+        workdir: Path,
+        env_for_rank: Callable[[int, int], dict[str, str]],
+    ) -> None:
+        """Take a new job (the caller holds :attr:`lock` and checked its name is free) and
+        start it: its script in scripted mode, its processes in execute mode."""
+        self.jobs[job.name] = job
+        self.created += 1
+        if self.mode == "scripted":
+            job.script = list(self._scripts.get(job.name, self._default_script))
+            job.set_status("NotStarted")
+            return
+        runner = JobRunner(
+            job,
+            workdir=workdir,
+            env_for_rank=env_for_rank,
+            refuse_capacity=lambda: self._faults().refuse_create == "capacity",
+            stuck=lambda: self._faults().stuck_in_queue,
+            wait_for_change=self._wait_for_faults_change,
+            stopping=self.stopping,
+            grace=self.stop_grace,
+        )
+        self._runners[job.name] = runner
+        runner.start()
+
+    def cancel(self, job: EmulatedJob) -> None:
+        """Ask the job to stop: CancelRequested, then Canceled once its processes ended."""
+        with job.lock:
+            if not job.is_terminal:
+                job.cancel_requested = True
+                job.set_status("CancelRequested")
+        runner = self._runners.get(job.name)
+        if runner is not None:
+            # Stopping takes up to the grace period: do it off the request thread.
+            threading.Thread(target=runner.stop, name=f"cancel-{job.name}", daemon=True).start()
+        elif not job.is_terminal:
+            job.set_status("Canceled")
+
+    def reset(self) -> None:
+        """Forget the scripts (jobs stay)."""
+        with self.lock:
+            self._scripts.clear()
+            self._default_script = list(DEFAULT_SCRIPT)
+
+    def script(
+        self, job_id: str | None, steps: Sequence[ScriptStep | str | Mapping[str, Any]]
+    ) -> None:
+        """Script a job's statuses (``None``: every job created from now on)."""
+        parsed = [ScriptStep.parse(step) for step in steps]
+        if not parsed:
+            raise ValueError("a script needs at least one step")
+        for step in parsed:
+            if step.status not in STATUSES:
+                raise ValueError(
+                    f"{step.status!r} is not an Azure ML job status; one of {sorted(STATUSES)}"
+                )
+        with self.lock:
+            if job_id is None:
+                self._default_script = parsed
+            else:
+                self._scripts[job_id] = parsed
+                job = self.jobs.get(job_id)
+                if job is not None:
+                    job.script = list(parsed)
+
+    def preempt(self, job_id: str) -> None:
+        """Take a spot job's capacity back: it fails as preempted."""
+        with self.lock:
+            job = self.jobs[job_id]
+            runner = self._runners.get(job_id)
+        if not job.spot:
+            raise ValueError(f"job {job_id} is not a spot job; only spot jobs are preempted")
+        if job.is_terminal:
+            raise ValueError(f"job {job_id} already ended ({job.status})")
+        with job.lock:
+            job.preempted = True
+        if runner is not None:
+            runner.stop(grace=0.5)
+        else:
+            job.set_status("Failed", preempted_error())
+
+    def kill_node(self, job_id: str, node: int) -> None:
+        """Kill every process of one instance of a running job, as when its host is lost.
+
+        The other instances are stopped and the job fails naming the lost node. A scripted
+        job fails the same way at once. KeyError: no such job; ValueError: it cannot be done.
+        """
+        with self.lock:
+            job = self.jobs[job_id]
+            runner = self._runners.get(job_id)
+        if isinstance(node, bool) or not isinstance(node, int):
+            raise ValueError(f"a node is an instance index, not {node!r}")
+        if not 0 <= node < job.instance_count:
+            raise ValueError(
+                f"job {job_id} has {job.instance_count} instance(s); there is no node {node}"
+            )
+        with job.lock:
+            if job.is_terminal:
+                raise ValueError(f"job {job_id} already ended ({job.status})")
+            if runner is not None and job.group is None:
+                raise ValueError(f"job {job_id} is not running yet ({job.status})")
+            job.lost_nodes.add(node)
+        if runner is not None:
+            runner.kill_node(node)
+        else:
+            job.set_status("Failed", node_lost_error(node))
+
+    def is_running(self, job_id: str) -> bool:
+        """True while any process of the job runs, on any instance."""
+        job = self.jobs.get(job_id)
+        return bool(job and job.alive())
+
+    def stop(self, grace: float) -> None:
+        """Stop every job's processes and wait for their threads."""
+        self.stopping.set()
+        with self.lock:
+            runners = list(self._runners.values())
+        for runner in runners:
+            runner.job.cancel_requested = True
+            runner.stop(grace=min(grace, 1.0))
+        for runner in runners:
+            runner.thread.join(10)

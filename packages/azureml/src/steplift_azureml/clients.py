@@ -1,7 +1,8 @@
-"""Building the Azure clients: credential, custom cloud, ``MLClient`` and run history.
+"""Building the Azure clients (credential, custom cloud, ``MLClient``, run history, the raw
+jobs list) and reading what the SDK's errors say.
 
-Everything here imports the Azure SDK, so only the operator imports this module, and only
-when it first talks to Azure.
+The Azure SDK is imported where a client is built, not when this module is: importing it
+costs nothing until the operator first talks to Azure.
 """
 
 from __future__ import annotations
@@ -12,27 +13,59 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from azure.core import PipelineClient
-from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError
-from azure.core.pipeline.policies import (
-    BearerTokenCredentialPolicy,
-    HeadersPolicy,
-    RetryPolicy,
-    UserAgentPolicy,
-)
-from azure.core.rest import HttpRequest
-
 from steplift_azureml.config import AzureMLStepOperatorConfig
+
+if TYPE_CHECKING:
+    from azure.core import PipelineClient
+    from azure.core.credentials import TokenCredential
+    from azure.core.rest import HttpRequest
 
 USER_AGENT = "steplift-azureml/0.1.0"
 JOBS_API_VERSION = "2024-01-01-preview"
 """The jobs API version azure-ai-ml's ``jobs.get`` speaks: a list entry reads like a get."""
 _PUBLIC_RESOURCE_MANAGER = "https://management.azure.com"
+_TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
 _cloud_lock = threading.Lock()
+
+
+def is_transient_error(error: Exception) -> bool:
+    """Throttling, 5xx and lost connections (after azure-core's own retries)."""
+    exceptions = sys.modules.get("azure.core.exceptions")
+    if exceptions is None:
+        return False
+    if isinstance(error, exceptions.ServiceRequestError | exceptions.ServiceResponseError):
+        return True
+    if isinstance(error, exceptions.HttpResponseError):
+        return (error.status_code or 0) in _TRANSIENT_HTTP
+    return False
+
+
+def error_body(error: Any) -> dict[str, Any]:
+    """What an SDK ``HttpResponseError`` says, as the service's ``error`` object
+    ({code, message, innerError}): the response's own when it is JSON."""
+    inner = getattr(error, "error", None)
+    code = getattr(inner, "code", None) or getattr(error, "error_code", None) or ""
+    result: dict[str, Any] = {"code": code, "message": error_message(error)}
+    inner_error = getattr(inner, "innererror", None) or getattr(inner, "inner_error", None)
+    if isinstance(inner_error, dict):
+        result["innerError"] = inner_error
+    try:
+        body = error.response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            result = body["error"]
+    except Exception:  # not JSON: keep what the exception says
+        pass
+    return result
+
+
+def error_message(error: Any) -> str:
+    """The first line of an SDK error's message."""
+    inner = getattr(error, "error", None)
+    message = getattr(inner, "message", None) or getattr(error, "message", None) or str(error)
+    return str(message).splitlines()[0]
 
 
 def forget_inherited_cloud() -> None:
@@ -168,6 +201,14 @@ class RunHistory:
         credential: TokenCredential,
         ml_client: Any,
     ) -> None:
+        from azure.core import PipelineClient
+        from azure.core.pipeline.policies import (
+            BearerTokenCredentialPolicy,
+            HeadersPolicy,
+            RetryPolicy,
+            UserAgentPolicy,
+        )
+
         self.config = config
         self.ml_client = ml_client
         scope = resource_manager(config) + "/.default"
@@ -193,6 +234,8 @@ class RunHistory:
         self._lock = threading.Lock()
 
     def _base(self) -> str:
+        from azure.core.rest import HttpRequest
+
         with self._lock:
             if self._history_base is None:
                 workspace = self.ml_client.workspaces.get(self.config.workspace)
@@ -203,6 +246,8 @@ class RunHistory:
 
     def run_details(self, run_id: str) -> dict[str, Any]:
         """The run's details (``status``, ``error``, ``logFiles``)."""
+        from azure.core.rest import HttpRequest
+
         config = self.config
         url = (
             f"{self._base()}/history/v1.0/subscriptions/{config.subscription_id}"
@@ -217,14 +262,13 @@ class RunHistory:
 
     def read_from(self, url: str, offset: int) -> bytes:
         """The bytes of a log file from ``offset`` on (empty when there are none yet)."""
+        from azure.core.rest import HttpRequest
+
         request = HttpRequest("GET", url, headers={"Range": f"bytes={offset}-"})
         response = self._plain.send_request(request)
         if response.status_code == 416:
             return b""
-        try:
-            response.raise_for_status()
-        except HttpResponseError:
-            raise
+        response.raise_for_status()
         data = response.read()
         if response.status_code == 200:
             # The server ignored the range: skip what was already read.
@@ -241,6 +285,14 @@ class JobsList:
     """
 
     def __init__(self, config: AzureMLStepOperatorConfig, credential: TokenCredential) -> None:
+        from azure.core import PipelineClient
+        from azure.core.pipeline.policies import (
+            BearerTokenCredentialPolicy,
+            HeadersPolicy,
+            RetryPolicy,
+            UserAgentPolicy,
+        )
+
         self.config = config
         base = resource_manager(config)
         self._client: PipelineClient[HttpRequest, Any] = PipelineClient(
@@ -261,6 +313,8 @@ class JobsList:
     def pages(self, **filters: str) -> Iterator[list[dict[str, Any]]]:
         """The list's pages, one call each, following ``nextLink``; ``filters`` are the
         REST query parameters (``listViewType``, ``tag``, ``properties``, ``jobType``)."""
+        from azure.core.rest import HttpRequest
+
         request = HttpRequest("GET", self.url, params={"api-version": JOBS_API_VERSION, **filters})
         while True:
             response = self._client.send_request(request)
