@@ -271,7 +271,7 @@ def test_concurrent_launches_share_their_status_calls(
     lists = calls(emulator, "ListJobs")
     gets = calls(emulator, "GetJob")
     polls = clock.sleeps + LAUNCHES  # every poll but a launch's last is followed by a sleep
-    rounds = operator._batcher.calls if operator._batcher else 0
+    rounds = operator._launch_engine.control.status_rounds
     print(
         f"\nbatched={batched}: {polls} polls at {clock.moments} moments, {lists} ListJobs "
         f"in {rounds} rounds ({lists / clock.moments:g} per moment), {gets} GetJob, "

@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError
 from azureml_helpers import make_operator
 
 from steplift.errors import ConfigError, StepFailed
+from steplift.launch.submission import submit_once
 from steplift.models import Resources, StepRunInfo
 from steplift.operator import LaunchObserver
 from steplift.states import FailureKind, JobState
@@ -481,11 +482,11 @@ def test_a_failed_create_is_retried_only_after_find_job(
         0.5,
     )
     emulator.set_faults(Faults(error_rate=0.5, seed=seed))
-    # submit makes one try; the launch's shared _submit looks the job up, then tries again
+    # submit makes one try; the launch's shared submit_once looks the job up, then tries again
     # (and writes the receipt: here into a folder, this emulator serves no blob storage).
     operator._store = LocalArtifactStore()
     info = info.model_copy(update={"artifact_uri": str(tmp_path / "attempt")})
-    handle = operator._submit(info, ["true"], LaunchObserver())
+    handle = submit_once(operator._launch_engine.control, info, ["true"], LaunchObserver())
     operations = [
         request.operation
         for request in emulator.requests.list()
