@@ -65,7 +65,8 @@ class AzureMLEmulator(EmulatorBase):
     """The Azure ML API on 127.0.0.1 over HTTPS, executing or scripting command jobs.
 
     ``azurite=True`` starts an Azurite blob service for the emulator's lifetime, or pass a
-    running :class:`Azurite`; jobs get its connection string as
+    running :class:`Azurite`; by default (None) an executing emulator starts one (its jobs
+    reach their artifacts there) and a scripted one does not; jobs get its connection string as
     ``AZURE_STORAGE_CONNECTION_STRING`` (the job identity's access). ``stop_grace`` is how
     long a stopped job's processes get to exit; ``retry_after_ms`` what a throttled answer
     asks the client to wait. The workspace (``subscription_id``, ``resource_group``,
@@ -88,7 +89,7 @@ class AzureMLEmulator(EmulatorBase):
         mode: EmulatorMode = "execute",
         *,
         port: int = 0,
-        azurite: Azurite | bool = False,
+        azurite: Azurite | bool | None = None,
         stop_grace: float = 2.0,
         retry_after_ms: int = 1000,
     ) -> None:
@@ -142,7 +143,7 @@ class AzureMLEmulator(EmulatorBase):
             self.cert_path, key_path = write_self_signed(folder)
             if isinstance(self._azurite_arg, Azurite):
                 self._azurite = self._azurite_arg
-            elif self._azurite_arg:
+            elif self._azurite_arg or (self._azurite_arg is None and self.mode == "execute"):
                 self._azurite = Azurite().start()
                 self._owns_azurite = True
             app = ControlAPI(self, AzureMLService(self))
