@@ -77,13 +77,6 @@ class AzureMLEmulator(EmulatorBase):
     service_name = SERVICE
     flavor: ClassVar[str] = "azureml"
 
-    @staticmethod
-    def main(argv: list[str] | None = None) -> int:
-        """``steplift emulator azureml``: serve until Ctrl-C, printing how to connect."""
-        from steplift_azureml.emulator.cli import main
-
-        return main(argv)
-
     def __init__(
         self,
         mode: EmulatorMode = "execute",

@@ -4,6 +4,7 @@ context manager); a cloud's emulator subclasses it and adds its API."""
 from __future__ import annotations
 
 import copy
+import importlib
 import threading
 import time
 from collections.abc import Mapping
@@ -73,6 +74,14 @@ class EmulatorBase:
     def record(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
         """Add one client call to the request log."""
         self._requests.append(RecordedRequest(service, operation, copy.deepcopy(dict(params))))
+
+    @classmethod
+    def main(cls, argv: list[str] | None = None) -> int:
+        """What ``steplift emulator <flavor>`` runs: the ``main(argv)`` of the ``cli`` module
+        beside this emulator's (every emulator package has the same modules)."""
+        package = cls.__module__.rpartition(".")[0]
+        cli = importlib.import_module(f"{package}.cli")
+        return int(cli.main(argv))
 
     def operator_config(self, **fields: Any) -> dict[str, Any]:
         """The operator config fields (with ``"flavor"``) that point an operator at this

@@ -59,13 +59,6 @@ class SageMakerEmulator(EmulatorBase):
     service_name = "sagemaker"
     flavor: ClassVar[str] = "sagemaker"
 
-    @staticmethod
-    def main(argv: list[str] | None = None) -> int:
-        """``steplift emulator sagemaker``: serve until Ctrl-C, printing how to connect."""
-        from steplift_sagemaker.emulator.cli import main
-
-        return main(argv)
-
     def __init__(
         self,
         mode: EmulatorMode = "execute",

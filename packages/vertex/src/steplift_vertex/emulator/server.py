@@ -42,13 +42,6 @@ class VertexEmulator(EmulatorBase):
 
     flavor: ClassVar[str] = "vertex"
 
-    @staticmethod
-    def main(argv: list[str] | None = None) -> int:
-        """``steplift emulator vertex``: serve until Ctrl-C, printing how to connect."""
-        from steplift_vertex.emulator.cli import main
-
-        return main(argv)
-
     service_name = "aiplatform"
 
     def __init__(
