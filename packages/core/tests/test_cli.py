@@ -121,7 +121,9 @@ def test_emulator_of_a_missing_provider_exits_two(
 def test_emulator_without_its_extra_names_the_providers_emulator_extra(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "steplift_azureml.emulator", None)  # as if it could not
+    emulator = "steplift_azureml.emulator"
+    for name in [n for n in sys.modules if n.startswith(emulator + ".")] + [emulator]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it could not be imported
     assert main(["emulator", "azureml"]) == 2
     err = capsys.readouterr().err
     assert "the azureml emulator needs steplift_azureml.emulator" in err
