@@ -1,4 +1,5 @@
-"""Check built wheels: every package ships py.typed and the entry points it declares.
+"""Check built wheels: every package ships py.typed, its price catalog (prices.toml) if it has
+one, and the entry points it declares.
 
 python tests/wheelcheck.py dist/
 """
@@ -34,6 +35,10 @@ def check_wheel(wheel: Path, project: Path) -> list[str]:
         has_code = (project / "src").is_dir()
         if has_code and not any(item.endswith("/py.typed") for item in names):
             problems.append(f"{wheel.name}: no py.typed")
+        for catalog in sorted((project / "src").glob("*/prices.toml")) if has_code else []:
+            inside = catalog.relative_to(project / "src").as_posix()
+            if inside not in names:
+                problems.append(f"{wheel.name}: no {inside}")
         found = [item for item in names if item.endswith(".dist-info/entry_points.txt")]
         parser = configparser.ConfigParser(delimiters=("=",))
         parser.optionxform = str  # type: ignore[assignment,method-assign]
