@@ -102,7 +102,8 @@ def bench(session: nox.Session) -> None:
     (plus a one-time ~1 GB install of the SageMaker Python SDK into benchmarks/.venvs/).
     """
     _install_workspace(session)
-    session.run("python", "benchmarks/run.py", *session.posargs, env=_azurite(session))
+    # benchmarks/ is a package run from the repository root (nox's working directory).
+    session.run("python", "-m", "benchmarks.run", *session.posargs, env=_azurite(session))
 
 
 @nox.session

@@ -88,7 +88,9 @@ def run_child(
             result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             return result
     tail = "\n".join(completed.stdout.splitlines()[-20:])
-    raise RuntimeError(f"{args[1:3]} exited {completed.returncode} without a result:\n{tail}")
+    raise RuntimeError(
+        f"{' '.join(args[2:5])} exited {completed.returncode} without a result:\n{tail}"
+    )
 
 
 def print_result(result: dict[str, Any]) -> None:

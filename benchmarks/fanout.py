@@ -1,6 +1,6 @@
 """Many steps launched concurrently from one process: peak RSS, creates, calls per poll round.
 
-    python benchmarks/fanout.py --flavor sagemaker --steps 1000
+    python -m benchmarks.fanout --flavor sagemaker --steps 1000
 
 The emulator (scripted mode: each job is described a few times while running, then
 succeeds) runs in this process; the steps are launched from a child process, so the child's
@@ -28,23 +28,27 @@ import threading
 import time
 from typing import Any
 
-from backends import FLAVORS, running_backend
-from benchlib import REPO, print_result, progress, run_child
+from .backends import FLAVORS, running_backend
+from .benchlib import print_result, progress, run_child
 
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def launch_many(flavor: str, fields: dict[str, Any], steps: int, *, cold: bool) -> dict[str, Any]:
-    """The child: ``steps`` concurrent launches through one operator; what it cost."""
+def launch_many(config: dict[str, Any], steps: int, *, cold: bool) -> dict[str, Any]:
+    """The child: ``steps`` concurrent launches through one operator; what it cost.
+
+    ``config`` is the operator config the emulator gave (``"flavor"`` included), read as the
+    ``[operators.bench]`` table of a config file would be.
+    """
+    from steplift.config import create_operator, parse_config
     from steplift.execution import result_uri
     from steplift.launcher import StepLauncher, StepOptions
-    from steplift.registry import get_flavor
     from steplift.runs import Run
 
-    plugin = get_flavor(flavor)
-    operator = plugin.create(plugin.validate_config(fields), name="bench")
+    project = parse_config({"operators": {"bench": config}}, source="the bench emulator")
+    operator = create_operator("bench", config=project)
     launcher = StepLauncher(operator)
     run = Run(f"fanout-{int(time.time())}")
     infos = [
@@ -115,21 +119,22 @@ def measure(flavor: str, steps: int, running_polls: int, cold: bool) -> dict[str
         child = run_child(
             [
                 sys.executable,
-                str(REPO / "benchmarks" / "fanout.py"),
+                "-m",
+                "benchmarks.fanout",
                 "--launch",
                 "--flavor",
                 flavor,
                 "--steps",
                 str(steps),
-                "--fields",
-                json.dumps(backend.fields),
+                "--config",
+                json.dumps(backend.operator_config()),
                 *(["--cold"] if cold else []),
             ],
             timeout=max(300.0, steps * 1.5) + 120,
         )
-        creates = backend.count(backend.create_operation)
-        gets = backend.count(backend.status_operation)
-        lists = backend.count(backend.list_operation)
+        creates = backend.count(backend.cloud.create_operation)
+        gets = backend.count(backend.cloud.status_operation)
+        lists = backend.count(backend.cloud.list_operation)
         requests = len(backend.emulator.requests)
         answers_per_job = len([*backend.running, *still_running, backend.finished])
     launched = steps + (0 if cold else 1)
@@ -162,10 +167,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--running-polls", type=int, default=3, help="'running' answers per job")
     parser.add_argument("--cold", action="store_true", help="no warm-up launch first")
     parser.add_argument("--launch", action="store_true", help="(internal) the launching child")
-    parser.add_argument("--fields", help="(internal) the operator's config fields, as JSON")
+    parser.add_argument("--config", help="(internal) the operator's config, as JSON")
     args = parser.parse_args(argv)
     if args.launch:
-        print_result(launch_many(args.flavor, json.loads(args.fields), args.steps, cold=args.cold))
+        print_result(launch_many(json.loads(args.config), args.steps, cold=args.cold))
     else:
         print_result(measure(args.flavor, args.steps, args.running_polls, args.cold))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchlib import Figure, progress
+from .benchlib import Figure, progress
 
 # Modules present at start-up (site's .pth files register the `google` namespace package, for
 # one) are not the program's doing; only what the code adds is counted.

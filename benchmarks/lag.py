@@ -1,6 +1,6 @@
 """Completion lag and control-plane calls per job-minute, steplift vs the peers' polling loops.
 
-    python benchmarks/lag.py --flavor sagemaker --runs 5 --minutes 30
+    python -m benchmarks.lag --flavor sagemaker --runs 5 --minutes 30
 
 Runs in its own process against the flavor's emulator in *scripted* mode. Time is simulated
 (:class:`benchlib.SimulatedTime`): every sleep is skipped, every HTTP call to the emulator is
@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends import Backend, running_backend
-from benchlib import Figure, SimulatedTime, print_result, progress
-
 from steplift.execution import ResultRecord, result_uri
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.models import JobHandle, StepRunInfo
 from steplift.operator import LaunchObserver, StepOperator
 from steplift.runs import Run, RunIndex
+
+from .backends import Backend, running_backend
+from .benchlib import Figure, SimulatedTime, print_result, progress
 
 StatusCall = Callable[[], bool]
 """Asks the provider once; True when the job is finished."""

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchlib import BENCH_DIR, progress
+from .benchlib import BENCH_DIR, progress
 
 VENVS = BENCH_DIR / ".venvs"
 PEER_REQUIREMENTS = {"sagemaker": ["sagemaker>=3,<4"]}

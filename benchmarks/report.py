@@ -1,10 +1,10 @@
-"""BENCHMARKS.md from the results of one run of ``benchmarks/run.py``."""
+"""BENCHMARKS.md from the results of one run of ``python -m benchmarks.run``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from benchlib import Figure
+from .benchlib import Figure
 
 IMPORT_TARGET_MS = 30.0
 HELP_TARGET_MS = 150.0

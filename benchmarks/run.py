@@ -1,7 +1,10 @@
 """Measure steplift against issue 7's targets and the official SDKs; write BENCHMARKS.md.
 
-    python benchmarks/run.py            # the full run (~30 min on 2 CPUs; builds peer venvs once)
-    python benchmarks/run.py --quick    # a smoke check in under 3 minutes; numbers not quotable
+    python -m benchmarks.run            # the full run (~30 min on 2 CPUs; builds peer venvs once)
+    python -m benchmarks.run --quick    # a smoke check in under 3 minutes; numbers not quotable
+
+Run from the repository root (``nox -s bench`` does), with steplift and the providers'
+emulator extras installed.
 
 Sections: (1–2) start-up and launch-path import cost vs the official SDK paths, (3) completion
 lag and control-plane calls per job-minute vs the peers' polling loops, (4) payload transfer
@@ -22,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import imports
-import report
-from backends import FLAVORS
-from benchlib import BENCH_DIR, REPO, machine, progress, run_child
-from peer_venvs import peer_python
+from . import imports, report
+from .backends import FLAVORS
+from .benchlib import REPO, machine, progress, run_child
+from .peer_venvs import peer_python
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ def _guarded(what: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]
     return result
 
 
-def _child(script: str, *args: str, timeout: float) -> dict[str, Any]:
-    return run_child([sys.executable, str(BENCH_DIR / script), *args], timeout=timeout)
+def _child(module: str, *args: str, timeout: float) -> dict[str, Any]:
+    return run_child([sys.executable, "-m", f"benchmarks.{module}", *args], timeout=timeout)
 
 
 def measure_all(plan: Plan, flavors: list[str], *, install_peers: bool) -> dict[str, Any]:
@@ -98,7 +100,7 @@ def measure_all(plan: Plan, flavors: list[str], *, install_peers: bool) -> dict[
         results["lag"][flavor] = _guarded(
             f"lag {flavor}",
             lambda flavor=flavor: _child(
-                "lag.py",
+                "lag",
                 "--flavor",
                 flavor,
                 "--runs",
@@ -112,7 +114,7 @@ def measure_all(plan: Plan, flavors: list[str], *, install_peers: bool) -> dict[
         results["transfer"][flavor] = _guarded(
             f"transfer {flavor}",
             lambda flavor=flavor: _child(
-                "transfer.py",
+                "transfer",
                 "--flavor",
                 flavor,
                 "--mib",
@@ -127,7 +129,7 @@ def measure_all(plan: Plan, flavors: list[str], *, install_peers: bool) -> dict[
             results[kind][flavor] = _guarded(
                 f"{kind} {flavor}",
                 lambda flavor=flavor, kind=kind, steps=steps: _child(
-                    "fanout.py",
+                    "fanout",
                     "--flavor",
                     flavor,
                     "--steps",
@@ -173,7 +175,7 @@ def main(argv: list[str]) -> None:
         machine=machine(),
         quick=args.quick,
         wall=time.monotonic() - started,
-        command="python benchmarks/run.py" + (" --quick" if args.quick else ""),
+        command="python -m benchmarks.run" + (" --quick" if args.quick else ""),
         plan=plan.__dict__,
     )
     args.output.write_text(report.render(results))

@@ -1,6 +1,6 @@
 """Payload transfer: a large step input/output through each artifact store vs the raw SDK.
 
-    python benchmarks/transfer.py --flavor sagemaker --mib 1024 --runs 5
+    python -m benchmarks.transfer --flavor sagemaker --mib 1024 --runs 5
 
 Runs in its own process with the flavor's emulator and storage (S3 on moto, the GCS
 emulator, Azurite) on 127.0.0.1. steplift's path is what a step's output takes:
@@ -20,11 +20,11 @@ import sys
 import time
 from typing import Any
 
-from backends import FLAVORS, running_backend
-from benchlib import Figure, print_result, progress
-
 from steplift.payloads import read_payload, write_payload
 from steplift.store import join_uri
+
+from .backends import FLAVORS, running_backend
+from .benchlib import Figure, print_result, progress
 
 MIB = 1024 * 1024
 

@@ -148,9 +148,9 @@ class StepCancelled(StepError):
 
 __all__ = [
     "ConfigError",
-    "FailureKind",
     "FlavorNotFound",
     "IntegrityError",
+    "LostContact",
     "StepCancelled",
     "StepError",
     "StepFailed",

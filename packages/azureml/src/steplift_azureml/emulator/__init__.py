@@ -10,18 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from steplift_azureml.emulator.cli import describe_operator_config, main
+    from steplift_azureml.emulator.cli import main
     from steplift_azureml.emulator.server import AzureMLEmulator, Compute
     from steplift_azureml.emulator.storage import Azurite
 
-__all__ = ["Azurite", "AzureMLEmulator", "Compute", "describe_operator_config", "main"]
+__all__ = ["Azurite", "AzureMLEmulator", "Compute", "main"]
 
 _HOMES = {
     "AzureMLEmulator": "server",
     "Compute": "server",
     "Azurite": "storage",
     "main": "cli",
-    "describe_operator_config": "cli",
 }
 
 

@@ -13,7 +13,6 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from steplift_azureml.emulator.server import AzureMLEmulator
 
@@ -67,14 +66,6 @@ def run_against(emulator: AzureMLEmulator, command: Sequence[str]) -> int:
             return subprocess.call(list(command), env=env)
         except KeyboardInterrupt:
             return 130
-
-
-def describe_operator_config(emulator: AzureMLEmulator, artifact_root: str) -> dict[str, Any]:
-    """The ``[operators.NAME]`` fields that point the azureml flavor at ``emulator``'s
-    ``cpu-cluster`` (kept for callers from before :meth:`AzureMLEmulator.operator_config`)."""
-    return emulator.operator_config(
-        artifact_root=artifact_root, instance_type=None, compute="cpu-cluster"
-    )
 
 
 def _toml_string(value: str) -> str:

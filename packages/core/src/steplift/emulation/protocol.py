@@ -91,6 +91,14 @@ class Emulator(Protocol):
         the emulator reads it from the job (its name or labels). KeyError: no such job."""
         ...
 
+    @classmethod
+    def main(cls, argv: list[str] | None = None) -> int:
+        """What ``steplift emulator <flavor> [ARGS...]`` runs, ``argv`` being the ARGS (None:
+        the process's own): serve the emulator in the foreground and print how to connect
+        (an emulator may also offer to run a command against itself), then return the exit
+        code. `EmulatorBase` runs the ``main`` of the ``cli`` module beside the emulator's."""
+        ...
+
     def start(self) -> Self:
         """Start serving; returns self."""
         ...
