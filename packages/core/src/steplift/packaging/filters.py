@@ -9,6 +9,7 @@ a git work tree the project's ``.gitignore`` files count too.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -26,6 +27,8 @@ ALWAYS_EXCLUDED_NAMES: tuple[str, ...] = (
 )
 """File name patterns never packaged, in any folder."""
 
+_EXCLUDED_NAME = re.compile("|".join(fnmatch.translate(name) for name in ALWAYS_EXCLUDED_NAMES))
+
 ALWAYS_EXCLUDED_PATHS = (".aws/credentials", ".aws/config", ".config/gcloud/")
 """Path endings never packaged (a folder ending excludes everything under it)."""
 
@@ -38,9 +41,7 @@ def always_excluded(relative: str) -> bool:
     if any(part in ALWAYS_EXCLUDED_DIRS for part in parts[:-1]):
         return True
     name = parts[-1]
-    if name in ALWAYS_EXCLUDED_DIRS or any(
-        fnmatch.fnmatchcase(name, pattern) for pattern in ALWAYS_EXCLUDED_NAMES
-    ):
+    if name in ALWAYS_EXCLUDED_DIRS or _EXCLUDED_NAME.match(name):
         return True
     padded = "/" + relative
     for ending in ALWAYS_EXCLUDED_PATHS:
