@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -197,3 +198,25 @@ def test_requirements_from_a_list_a_file_or_the_project(tmp_path: Path) -> None:
         resolve_requirements(str(tmp_path / "missing.txt"), project_root=None)
     with pytest.raises(ConfigError, match="no pyproject.toml"):
         resolve_requirements("auto", project_root=tmp_path / "nowhere")
+
+
+def test_main_functions_are_pickled_unless_main_is_an_importable_module(tmp_path: Path) -> None:
+    package = tmp_path / "pkgm"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "run.py").write_text(
+        "from steplift.packaging.functions import defined_in_main\n"
+        "def step(): pass\n"
+        "session = {}\n"  # a notebook's namespace: __main__ by name, not the started module
+        "exec('def cell(): pass', session)\n"
+        "session['cell'].__module__ = '__main__'\n"
+        "print(defined_in_main(step), defined_in_main(session['cell']))\n"
+    )
+    as_module = subprocess.run(
+        [sys.executable, "-m", "pkgm.run"], cwd=tmp_path, capture_output=True, text=True
+    )
+    as_script = subprocess.run(
+        [sys.executable, str(package / "run.py")], capture_output=True, text=True
+    )
+    assert as_module.stdout.split() == ["False", "True"], as_module.stderr
+    assert as_script.stdout.split() == ["True", "True"], as_script.stderr

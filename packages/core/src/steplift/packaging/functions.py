@@ -15,13 +15,16 @@ from typing import Any
 def defined_in_main(function: Any) -> bool:
     """Whether ``function`` lives in a ``__main__`` that a job cannot import by name.
 
-    ``python -m package.module`` runs a module that has a name: that one is imported.
+    ``python -m package.module`` runs a module that has a name: that one is imported. A
+    notebook's functions say ``__main__`` too but live in the session's namespace, not in
+    the module that started the kernel (``python -m ipykernel_launcher``): pickled.
     """
     if function.__module__ != "__main__":
         return False
     module = sys.modules.get("__main__")
     spec = getattr(module, "__spec__", None)
-    return not (spec is not None and spec.name)
+    named = spec is not None and bool(spec.name)
+    return not (named and getattr(function, "__globals__", None) is vars(module))
 
 
 def pickle_by_value(function: Any) -> bytes:
