@@ -1,9 +1,11 @@
 """The container side: ``python -m steplift.entrypoint --execution-info-uri URI ...``.
 
 Loads the execution info from the artifact store, verifies every SHA-256 digest before
-anything is decoded, imports the step by ``module:qualname``, loads its inputs, runs it and
-writes the result record (the value, or the exception's type, message and traceback). Exits
-non-zero when the step failed.
+anything is decoded, unpacks the step's code package into the job's cache (first on
+``sys.path``, and the job runs from it), installs its requirements, imports the step by
+``module:qualname`` (or loads it, pickled by value), loads its inputs, runs it and writes the
+result record (the value, or the exception's type, message and traceback). Exits non-zero
+when the step failed. Runs on Python 3.10 to 3.13: the image's Python, not the launcher's.
 
 In a multi-node step the entrypoint runs on every node. It reads the cloud's cluster
 description (:mod:`steplift.distributed`), exports the torch ``env://`` variables, and when
@@ -27,10 +29,13 @@ from types import FrameType
 from typing import Any
 
 from steplift.cluster import Cluster, ClusterError, Distributed, process_view, read_cluster
-from steplift.errors import ConfigError
+from steplift.errors import ConfigError, IntegrityError
 from steplift.execution import ExecutionInfo, ResultRecord, failure_uri
-from steplift.payloads import read_payload, read_verified, write_payload
+from steplift.packaging.install import RequirementsFailed, install_requirements
+from steplift.packaging.unpack import unpack_code, use_code
+from steplift.payloads import PayloadRef, read_payload, read_verified, write_payload
 from steplift.secrets import resolve_into
+from steplift.states import FailureKind
 from steplift.store import ArtifactStore, store_for_uri
 
 EXECUTION_INFO_URI_OPTION = "execution_info_uri"
@@ -82,6 +87,11 @@ class StepEntrypointConfiguration:
         store = store_for_uri(uri)
         data = read_verified(store, uri, getattr(options, EXECUTION_INFO_SHA256_OPTION))
         info = ExecutionInfo.model_validate_json(data)
+        if info.code is not None:
+            # Before the processes of a node start: they find the package unpacked.
+            folder = unpack_code(store, info.code.uri, info.code.sha256)
+            importable = use_code(folder, info.code.import_path, info.code.workdir)
+            _prepend_env_path("PYTHONPATH", str(importable))  # for a command's Python too
         place = None
         if info.distributed:
             cluster = read_cluster()
@@ -101,6 +111,23 @@ class StepEntrypointConfiguration:
             )
             os.environ.update(place.torch_env())
         writer = _ResultWriter(store, info, place)
+        if info.requirements is not None:
+            try:
+                folder = install_requirements(info.requirements.text, info.requirements.sha256)
+            except RequirementsFailed as error:
+                message = f"the step's requirements did not install: {error}"
+                print(f"steplift: {message}", file=sys.stderr, flush=True)
+                kind = type(error)
+                writer.write(
+                    ResultRecord(
+                        status="failed",
+                        exception_type=f"{kind.__module__}.{kind.__qualname__}",
+                        exception_message=message,
+                        failure_kind=FailureKind.IMAGE.value,
+                    )
+                )
+                return EXIT_STEP_FAILED
+            _prepend_env_path("PYTHONPATH", str(folder))
         if info.kind == "command":
             resolve_into()  # the command inherits the values
             return self._run_command(writer, info)
@@ -137,11 +164,12 @@ class StepEntrypointConfiguration:
         self, writer: _ResultWriter, store: ArtifactStore, info: ExecutionInfo
     ) -> int:
         try:
-            for folder in reversed(info.python_path):
-                if folder not in sys.path:
-                    sys.path.insert(0, folder)
             resolve_into()
-            function = resolve_step(info.step_ref or "")
+            function = (
+                load_function(store, info.function, info.function_python)
+                if info.function
+                else resolve_step(info.step_ref or "")
+            )
             inputs = read_payload(store, info.inputs) if info.inputs else {"args": [], "kwargs": {}}
             value = function(*inputs["args"], **inputs["kwargs"])
         except Exception as error:
@@ -279,6 +307,30 @@ def _run_forwarding_signals(command: list[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _prepend_env_path(name: str, folder: str) -> None:
+    """Put ``folder`` first in the path-list variable ``name`` (children inherit it)."""
+    current = os.environ.get(name)
+    os.environ[name] = folder + (os.pathsep + current if current else "")
+
+
+def load_function(store: ArtifactStore, ref: PayloadRef, python: str | None) -> Any:
+    """A step function pickled by value, verified; a clear error on another Python."""
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    try:
+        function = read_payload(store, ref)
+    except IntegrityError:
+        raise
+    except Exception as error:
+        if python and python != here:
+            raise ImportError(
+                f"the step function was pickled by value on Python {python} and this job runs "
+                f"Python {here}: use an image with Python {python}, or define the step in a "
+                f"module ({type(error).__name__}: {error})"
+            ) from error
+        raise
+    return getattr(function, "__steplift_function__", function)
 
 
 def resolve_step(reference: str) -> Any:

@@ -13,7 +13,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from steplift.entrypoint import (
     EXECUTION_INFO_SHA256_OPTION,
@@ -22,7 +22,9 @@ from steplift.entrypoint import (
 )
 from steplift.errors import ConfigError, StepFailed
 from steplift.execution import (
+    CodeRef,
     ExecutionInfo,
+    RequirementsRef,
     ResultRecord,
     attempt_uri,
     execution_info_uri,
@@ -34,6 +36,10 @@ from steplift.payloads import SUFFIXES, PayloadRef, encode, read_payload, sha256
 from steplift.runs import Run, RunIndex, StepRecord, check_name
 from steplift.states import FailureKind
 from steplift.store import ArtifactStore, join_uri
+
+if TYPE_CHECKING:
+    from steplift.packaging.requirements import RequirementsText
+    from steplift.packaging.shipping import CodePlan
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,16 @@ class StepOptions:
     environment: dict[str, str] = field(default_factory=dict)
     image: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    code: bool | str | None = None
+    """``"auto"``, ``False`` or a folder; None: the operator's ``code``."""
+    requirements: str | tuple[str, ...] | None = None
+    """Requirement strings, a requirements file or ``"auto"``; None: the operator's."""
 
     def __post_init__(self) -> None:
+        if self.code is not None:
+            from steplift.packaging.shipping import check_code_setting
+
+            check_code_setting(self.code)
         if self.max_queue_time is not None and not self.max_queue_time > 0:
             raise ConfigError(
                 "must be a positive number of seconds",
@@ -86,20 +100,39 @@ class StepOptions:
 
 @dataclass(frozen=True)
 class StepSpec:
-    """What runs: a Python function by reference with its arguments, or a command."""
+    """What runs: a Python function (by reference, or pickled by value) with its arguments,
+    or a command; and the folder its code comes from."""
 
     kind: Literal["function", "command"]
     step_ref: str | None = None
-    python_path: tuple[str, ...] = ()
+    source_root: str | None = None
+    """The folder the step's code imports from (a command's: the working directory); None
+    when its code comes with the image (an installed package, steplift's own steps)."""
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     command: tuple[str, ...] = ()
+    pickled: bytes | None = None
+    """The function pickled by value, when no job could import it (defined in ``__main__``)."""
 
     @classmethod
     def for_function(cls, function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> StepSpec:
-        """Reference a top-level function so the job can import it."""
-        module_name, python_path = _importable_module(function)
+        """Reference a top-level function so the job can import it, or pickle one from
+        ``__main__`` (a script, ``python -c``, a notebook) by value."""
+        from steplift.packaging.functions import defined_in_main, pickle_by_value
+
         qualname = function.__qualname__
+        if defined_in_main(function):
+            file = getattr(sys.modules.get("__main__"), "__file__", None)
+            folder = Path(file).resolve().parent if file else Path.cwd()
+            return cls(
+                "function",
+                f"__main__:{qualname}",
+                str(folder),
+                tuple(args),
+                dict(kwargs),
+                pickled=pickle_by_value(function),
+            )
+        module_name, source_root = _importable_module(function)
         if "<locals>" in qualname or "<lambda>" in qualname:
             raise ConfigError(
                 "steps must be importable: define the step function at the top level of a module",
@@ -107,11 +140,11 @@ class StepSpec:
                 value=qualname,
                 has_value=True,
             )
-        return cls("function", f"{module_name}:{qualname}", python_path, tuple(args), dict(kwargs))
+        return cls("function", f"{module_name}:{qualname}", source_root, tuple(args), dict(kwargs))
 
     @classmethod
     def for_command(cls, command: list[str] | tuple[str, ...]) -> StepSpec:
-        """A plain command run as the job."""
+        """A plain command run as the job, from the working directory's project."""
         if not command or not all(isinstance(part, str) for part in command):
             raise ConfigError(
                 "a command is a non-empty list of strings",
@@ -119,35 +152,40 @@ class StepSpec:
                 value=command,
                 has_value=True,
             )
-        return cls("command", command=tuple(command))
+        return cls("command", source_root=str(Path.cwd().resolve()), command=tuple(command))
 
 
-def _importable_module(function: Any) -> tuple[str, tuple[str, ...]]:
-    """The module name the job imports the function from, and the folder that holds it."""
+_SHIPPED_ELSEWHERE = ("site-packages", "dist-packages")
+
+
+def _importable_module(function: Any) -> tuple[str, str | None]:
+    """The module name the job imports the function from, and the folder that holds it
+    (None when the module comes with the image: an installed package, or steplift)."""
     module_name = function.__module__
     module = sys.modules.get(module_name)
-    if module_name == "__main__":
-        spec = getattr(module, "__spec__", None)
-        if spec is not None and spec.name:
-            module_name = spec.name
-        else:
-            file = getattr(module, "__file__", None)
-            if not file:
-                raise ConfigError(
-                    "steps defined in an interactive session cannot be imported by a job; "
-                    "put the step function in a module"
-                )
-            return Path(file).stem, (str(Path(file).resolve().parent),)
+    if module_name == "__main__":  # run as `python -m name`: import it by that name
+        module_name = module.__spec__.name  # type: ignore[union-attr]
         module = sys.modules.get(module_name, module)
+    top = module_name.partition(".")[0]
+    if top == "steplift" or top.startswith("steplift_"):
+        return module_name, None  # steplift reaches the job on its own, never in a package
     file = getattr(module, "__file__", None)
     if not file:
-        return module_name, ()
+        return module_name, None
     path = Path(file).resolve()
     depth = module_name.count(".") + (1 if path.name == "__init__.py" else 0)
     root = path.parents[depth]
-    if "site-packages" in root.parts:
-        return module_name, ()
-    return module_name, (str(root),)
+    if any(part in _SHIPPED_ELSEWHERE for part in root.parts):
+        return module_name, None
+    return module_name, str(root)
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """What a step's jobs get besides their image: the code package and the requirements."""
+
+    code: CodePlan | None = None
+    requirements: RequirementsText | None = None
 
 
 class _IndexingObserver(LaunchObserver):
@@ -202,11 +240,14 @@ class StepLauncher:
     def run(self, spec: StepSpec, *, run: Run, step: str, options: StepOptions) -> Any:
         """Run the step, retrying transient failures; return its value or raise."""
         check_name("step", step)
+        shipment = self.plan_shipment(spec, options)  # bad code or requirements: before any call
         attempt = 1
         preempted = 0
         while True:
             try:
-                return self.run_attempt(spec, run=run, step=step, attempt=attempt, options=options)
+                return self.run_attempt(
+                    spec, run=run, step=step, attempt=attempt, options=options, shipment=shipment
+                )
             except StepFailed as failure:
                 retryable = failure.failure_kind.is_transient or (
                     options.retry_user_code and failure.failure_kind is FailureKind.USER_CODE
@@ -256,10 +297,35 @@ class StepLauncher:
             artifact_uri=folder,
         )
 
+    def plan_shipment(self, spec: StepSpec, options: StepOptions) -> Shipment:
+        """Pack the step's code and read its requirements (no call is made).
+
+        ConfigError for a ``code`` folder that does not exist, a package over the size limit
+        or a requirements file that does not exist.
+        """
+        from steplift.packaging.requirements import resolve_requirements
+        from steplift.packaging.shipping import plan_code
+
+        config = self.operator.config
+        setting = options.code if options.code is not None else config.code
+        code = plan_code(setting, source_root=spec.source_root, limit_mb=config.max_code_size_mb)
+        wanted = options.requirements if options.requirements is not None else config.requirements
+        project_root = code.project.root if code else None
+        return Shipment(code, resolve_requirements(wanted, project_root=project_root))
+
     def run_attempt(
-        self, spec: StepSpec, *, run: Run, step: str, attempt: int, options: StepOptions
+        self,
+        spec: StepSpec,
+        *,
+        run: Run,
+        step: str,
+        attempt: int,
+        options: StepOptions,
+        shipment: Shipment | None = None,
     ) -> Any:
         """Run (or adopt, or read back) one attempt."""
+        if shipment is None:
+            shipment = self.plan_shipment(spec, options)
         info = self.step_info(run=run, step=step, attempt=attempt, options=options)
         entry = StepRecord(
             run=run.name,
@@ -274,7 +340,7 @@ class StepLauncher:
         self.operator.check_step(info)
         # Checks first that a stored attempt ran the same thing, so a relaunch with other
         # inputs is refused rather than handed the old result.
-        info_uri, info_sha = self.prepare(spec, info)
+        info_uri, info_sha = self.prepare(spec, info, shipment)
         stored = self._stored_result(info)
         if stored is not None and stored.status == "succeeded" and self._still_running(info):
             stored = None  # rank 0 is done, other nodes are not: adopt the job and wait
@@ -355,11 +421,19 @@ class StepLauncher:
             **{EXECUTION_INFO_URI_OPTION: info_uri, EXECUTION_INFO_SHA256_OPTION: info_sha256}
         )
 
-    def prepare(self, spec: StepSpec, info: StepRunInfo) -> tuple[str, str]:
-        """Write inputs and execution info once; return the info's URI and digest.
+    def prepare(
+        self, spec: StepSpec, info: StepRunInfo, shipment: Shipment | None = None
+    ) -> tuple[str, str]:
+        """Write inputs and execution info once (and the code package, if not stored yet);
+        return the info's URI and digest.
 
         A relaunch reuses what is stored, after checking it describes the same step.
         """
+        from steplift.packaging.functions import python_version
+        from steplift.packaging.shipping import code_uri, store_package
+
+        if shipment is None:
+            shipment = self.plan_shipment(spec, StepOptions())
         info_uri = execution_info_uri(info.artifact_uri)
         inputs_data, inputs_format = (
             encode({"args": list(spec.args), "kwargs": spec.kwargs})
@@ -374,6 +448,26 @@ class StepLauncher:
                 format=inputs_format,
                 sha256=sha256_hex(inputs_data),
             )
+        function_ref = None
+        if spec.pickled is not None:
+            function_ref = PayloadRef(
+                uri=join_uri(info.artifact_uri, "function.pkl"),
+                format="pickle",
+                sha256=sha256_hex(spec.pickled),
+            )
+        plan = shipment.code
+        code_ref = None
+        if plan is not None:
+            code_ref = CodeRef(
+                uri=code_uri(self.operator.artifact_root, plan.package.sha256),
+                sha256=plan.package.sha256,
+                import_path=plan.import_path,
+                workdir=plan.workdir,
+            )
+        wanted = shipment.requirements
+        requirements_ref = (
+            RequirementsRef(text=wanted.text, sha256=wanted.sha256) if wanted else None
+        )
         execution = ExecutionInfo(
             pipeline=info.pipeline,
             run=info.run,
@@ -381,7 +475,10 @@ class StepLauncher:
             attempt=info.attempt,
             kind=spec.kind,
             step_ref=spec.step_ref,
-            python_path=list(spec.python_path),
+            function=function_ref,
+            function_python=python_version() if function_ref else None,
+            code=code_ref,
+            requirements=requirements_ref,
             inputs=inputs_ref,
             command=list(spec.command) if spec.kind == "command" else None,
             result_uri=result_uri(info.artifact_uri),
@@ -405,6 +502,10 @@ class StepLauncher:
                     has_value=True,
                 )
             return info_uri, sha256_hex(existing_blob)
+        if plan is not None:
+            store_package(self.store, self.operator.artifact_root, plan.package)
+        if function_ref is not None and spec.pickled is not None:
+            self.store.put(function_ref.uri, spec.pickled)
         if inputs_ref is not None:
             self.store.put(inputs_ref.uri, inputs_data)
         blob = execution.model_dump_json(indent=2).encode()
@@ -430,7 +531,9 @@ class StepLauncher:
         return StepFailed(
             f"step failed in {name}: {what}: {message}",
             handle=handle,
-            failure_kind=FailureKind.USER_CODE,
+            failure_kind=FailureKind(record.failure_kind)
+            if record.failure_kind
+            else FailureKind.USER_CODE,
             remote_type=record.exception_type,
             remote_message=record.exception_message,
             remote_traceback=record.traceback,

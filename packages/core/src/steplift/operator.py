@@ -69,6 +69,28 @@ class StepOperatorConfig(BaseModel):
         "the value is read inside the job and never travels with the job definition.",
     )
 
+    code: bool | str = Field(
+        default="auto",
+        description='What code the job gets: "auto" (the step\'s project, packaged), false '
+        "(none: the image holds it) or the path of a folder to package.",
+    )
+    max_code_size_mb: float = Field(
+        default=100.0, gt=0, description="Largest code package, in MB, before it is refused."
+    )
+    requirements: list[str] | str | None = Field(
+        default=None,
+        description="Installed with pip in the job before the step is imported: requirement "
+        'strings, the path of a requirements file, or "auto" (the project\'s '
+        "[project] dependencies).",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _code_setting(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError('must be "auto", false or the path of a folder')
+        return value
+
     @field_validator("secrets")
     @classmethod
     def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:

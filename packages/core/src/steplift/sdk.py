@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -25,6 +25,7 @@ R = TypeVar("R")
 
 OperatorLike = str | StepOperator | None
 ResourcesLike = Resources | Mapping[str, Any] | None
+RequirementsLike = str | Path | Sequence[str] | None
 
 _runs: dict[tuple[str, str], Run] = {}
 _runs_lock = threading.Lock()
@@ -61,6 +62,8 @@ def make_options(
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
+    code: bool | str | None = None,
+    requirements: RequirementsLike = None,
 ) -> StepOptions:
     """Validate step options; ConfigError names the bad field."""
     if resources is None:
@@ -82,7 +85,24 @@ def make_options(
         environment=dict(environment or {}),
         image=image,
         tags=dict(tags or {}),
+        code=code,
+        requirements=_requirements(requirements),
     )
+
+
+def _requirements(value: RequirementsLike) -> str | tuple[str, ...] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if not all(isinstance(line, str) for line in value):
+        raise ConfigError(
+            'must be a list of strings, a file or "auto"',
+            field="requirements",
+            value=value,
+            has_value=True,
+        )
+    return tuple(value)
 
 
 class _HandleObserver(LaunchObserver):
@@ -263,6 +283,8 @@ def step(
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
+    code: bool | str | None = None,
+    requirements: RequirementsLike = None,
     name: str | None = None,
 ) -> Callable[[Callable[P, R]], StepFunction[P, R]]: ...
 
@@ -281,6 +303,8 @@ def step(
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
+    code: bool | str | None = None,
+    requirements: RequirementsLike = None,
     name: str | None = None,
 ) -> StepFunction[P, R] | Callable[[Callable[P, R]], StepFunction[P, R]]:
     """Make a function a step: calling it runs it as a job and returns its value.
@@ -291,6 +315,10 @@ def step(
     capacity); ``retries`` re-runs preempted, capacity or infrastructure failures as new
     attempts (user-code failures too with ``retry_user_code=True``); with
     ``spot_fallback_after=K``, attempts after K preemptions run on on-demand capacity.
+    ``code`` is what code the job gets (``"auto"``: the step's project, packaged; ``False``;
+    or a folder) and ``requirements`` what pip installs in the job first (a list, a
+    requirements file, or ``"auto"`` for the project's dependencies); both default to the
+    operator's.
     """
     options = make_options(
         resources=resources,
@@ -302,6 +330,8 @@ def step(
         environment=environment,
         image=image,
         tags=tags,
+        code=code,
+        requirements=requirements,
     )
 
     def decorate(inner: Callable[P, R]) -> StepFunction[P, R]:
@@ -359,6 +389,8 @@ def run_command(
     environment: Mapping[str, str] | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
+    code: bool | str | None = None,
+    requirements: RequirementsLike = None,
     observer: LaunchObserver | None = None,
 ) -> int:
     """Run a plain command as a job; returns 0 or raises StepFailed with its exit code."""
@@ -371,6 +403,8 @@ def run_command(
         environment=environment,
         image=image,
         tags=tags,
+        code=code,
+        requirements=requirements,
     )
     active = resolve_run(run)
     step_name = active.step_name(name or command_step_name(command))

@@ -23,6 +23,7 @@ from pydantic import Field
 from steplift.launch.policy import LaunchPolicy
 from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo
 from steplift.operator import Flavor, StepOperator, StepOperatorConfig
+from steplift.packaging.cache import CACHE_ENV
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, PollPolicy, Sleep
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore, LocalArtifactStore
@@ -40,7 +41,9 @@ class LocalStepOperatorConfig(StepOperatorConfig):
         description="Folder for jobs and artifacts (relative paths: to the working directory).",
     )
     working_dir: str | None = Field(
-        default=None, description="Working directory of jobs (default: the launcher's)."
+        default=None,
+        description="Folder a job starts in (default: the launcher's working directory); a "
+        "job that gets a code package then runs from its unpacked package.",
     )
 
 
@@ -98,6 +101,9 @@ class LocalStepOperator(StepOperator[LocalStepOperatorConfig]):
         if command and command[0] in ("python", "python3"):
             # The job runs with this interpreter, so it sees the same installed packages.
             command[0] = sys.executable
+        if CACHE_ENV not in os.environ and CACHE_ENV not in environment:
+            # Unpacked code and installed requirements stay with this operator's jobs.
+            environment = {**environment, CACHE_ENV: str(self.root / "cache")}
         spec = {
             "command": command,
             "environment": environment,
