@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 
-class JobState(StrEnum):
+class _StrEnum(str, Enum):  # noqa: UP042 - enum.StrEnum is 3.11+, the job side runs on 3.10
+    """A string enum that prints as its value (``enum.StrEnum`` is 3.11+; the job side runs on
+    Python 3.10 too)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class JobState(_StrEnum):
     """The provider-independent state of a job."""
 
     PENDING = "PENDING"
@@ -21,7 +32,7 @@ class JobState(StrEnum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
-class FailureKind(StrEnum):
+class FailureKind(_StrEnum):
     """Why a job failed, as far as the provider tells.
 
     The kind decides what a retry policy may do: user code is not worth retrying,
