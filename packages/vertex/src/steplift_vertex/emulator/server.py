@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
+from steplift.emulation.images import ImageRegistry
 from steplift.testing.emulation import (
     ControlAPI,
     EmulatorBase,
@@ -62,7 +63,9 @@ class VertexEmulator(EmulatorBase):
         self.gcs = gcs
         self.gcs_port = gcs_port
         self.logbook = LogBook()
-        self.jobs = JobTable(mode, self, self.logbook.append, grace=stop_grace)
+        self.images = ImageRegistry()
+        """Image URIs → local Python environments; any other image runs as the stock one."""
+        self.jobs = JobTable(mode, self, self.logbook.append, images=self.images, grace=stop_grace)
         self.secrets = SecretStore()
         self._server: LocalServer | None = None
         self._storage = StorageServer(self.buckets, port=gcs_port)
