@@ -73,7 +73,8 @@ class AzureMLEmulator(EmulatorBase):
     long a stopped job's processes get to exit; ``retry_after_ms`` what a throttled answer
     asks the client to wait. The workspace (``subscription_id``, ``resource_group``,
     ``workspace``, ``computes``) and ``list_page_size`` are attributes, set before
-    :meth:`start`.
+    :meth:`start`. A job's nodes run as containers of its environment's image: ``images``
+    says which local Python environment an image URI stands for (others: the stock image).
     """
 
     service_name = SERVICE

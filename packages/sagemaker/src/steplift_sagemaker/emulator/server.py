@@ -55,7 +55,8 @@ class SageMakerEmulator(EmulatorBase):
     ContainerEntrypoint + ContainerArguments runs as a local process per host (InstanceCount
     hosts, algo-1..algo-N, meeting on 127.0.0.1); in "scripted" mode every
     DescribeTrainingJob, and every ListTrainingJobs page that shows the job, moves it one
-    step along its script.
+    step along its script. A job's hosts run as containers of its TrainingImage: ``images``
+    says which local Python environment an image URI stands for (others: the stock image).
     """
 
     service_name = "sagemaker"

@@ -38,7 +38,9 @@ class VertexEmulator(EmulatorBase):
     a job one step per status read, a ``get`` of it or a ``list`` page showing it (see
     :meth:`script`). ``buckets`` are created in the GCS emulator (``gcs=False`` serves no
     storage, e.g. without the ``emulator`` extra); ``stop_grace`` is how long a stopped
-    replica gets between SIGTERM and SIGKILL.
+    replica gets between SIGTERM and SIGKILL. A job's replicas run as containers of their
+    pool's imageUri: ``images`` says which local Python environment an image URI stands for
+    (others: the stock image).
     """
 
     flavor: ClassVar[str] = "vertex"
