@@ -36,7 +36,7 @@ from steplift.emulation.operators import emulated_operator, operator_table
 from steplift.emulation.processes import JobProcess, group_alive, resolve_command
 from steplift.emulation.protocol import Emulator, EmulatorMode
 from steplift.emulation.request_log import RecordedRequest, RequestLog
-from steplift.emulation.sandbox import Container, ContainerRuntime, HostRuntime, Sandbox
+from steplift.emulation.sandbox import Container, ContainerRuntime, HostRuntime, Launch, Sandbox
 from steplift.emulation.scripts import ScriptStep
 from steplift.emulation.server import LocalServer, StartResponse, WSGIApp
 from steplift.emulation.waiting import wait_until
@@ -57,6 +57,7 @@ __all__ = [
     "Image",
     "ImageRegistry",
     "JobProcess",
+    "Launch",
     "LocalServer",
     "NodeGroup",
     "RecordedRequest",

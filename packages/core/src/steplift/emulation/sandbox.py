@@ -16,9 +16,11 @@ isolation itself: :class:`Sandbox` gives every node a :class:`Container` with
 Files: the emulators today point container paths (SageMaker's ``/opt/ml``, Vertex's
 ``/gcs``) at host folders by rewriting them in the command and variables; ``mounts`` says
 which host folder stands for which container path. A :class:`ContainerRuntime` decides how a
-container's command is started: :class:`HostRuntime` (the only one yet) starts it as is; one
-starting each container in its own mount namespace (bubblewrap, ``unshare``) would bind
-``mounts``, the image and the working directory at their container paths instead.
+container's process is started (:meth:`ContainerRuntime.prepare` turns the container's view
+of it into the host's): :class:`HostRuntime` (the only one yet) starts it as is; one starting
+each container in its own mount namespace (bubblewrap, ``unshare``) would wrap the command,
+bind ``mounts``, the image, the working directory and HOME at their container paths and
+point the variables there.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Protocol
 from steplift.emulation.images import Image, ImageRegistry
 from steplift.emulation.processes import JobProcess, resolve_command
 
-__all__ = ["SYSTEM_PATH", "Container", "ContainerRuntime", "HostRuntime", "Sandbox"]
+__all__ = ["SYSTEM_PATH", "Container", "ContainerRuntime", "HostRuntime", "Launch", "Sandbox"]
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """The PATH a container starts from (Docker's default), after its image's ``bin`` folder."""
@@ -44,11 +46,21 @@ IMAGE_VARIABLES = {"LANG": "C.UTF-8"}
 """What the official Python images set besides PATH; the emulated images set it too."""
 
 
-class ContainerRuntime(Protocol):
-    """How a container's command is started on this machine."""
+@dataclass(frozen=True)
+class Launch:
+    """How the host starts a container's main process: its argv, environment and cwd."""
 
-    def command(self, container: Container, command: Sequence[str]) -> list[str]:
-        """The host command line that runs ``command`` (already resolved) in ``container``."""
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+
+class ContainerRuntime(Protocol):
+    """How a container's process is started on this machine."""
+
+    def prepare(self, container: Container, launch: Launch) -> Launch:
+        """The host's :class:`Launch` of ``launch`` (the container's view: its command with
+        the image's python, its environment, its working directory) in ``container``."""
         ...
 
 
@@ -56,9 +68,9 @@ class HostRuntime:
     """Runs a container's command as a plain process of this machine, in its working
     directory (no namespace: paths inside the container are the host's)."""
 
-    def command(self, container: Container, command: Sequence[str]) -> list[str]:
-        """``command`` itself."""
-        return list(command)
+    def prepare(self, container: Container, launch: Launch) -> Launch:
+        """``launch`` itself."""
+        return launch
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,7 @@ class Container:
 
     def command(self, command: Sequence[str]) -> list[str]:
         """``command`` with a leading ``python``/``python3`` as the image's interpreter."""
-        return self.runtime.command(self, resolve_command(command, self.image.python))
+        return resolve_command(command, self.image.python)
 
     def environment(self, variables: Mapping[str, str]) -> dict[str, str]:
         """The container's environment: its image's (PATH, HOME, HOSTNAME, LANG) and then
@@ -104,10 +116,13 @@ class Container:
     ) -> JobProcess:
         """The container's main process (not started): ``command`` in the working
         directory with :meth:`environment` of ``variables``."""
+        launch = self.runtime.prepare(
+            self, Launch(self.command(command), self.environment(variables), self.workdir)
+        )
         return JobProcess(
-            self.command(command),
-            env=self.environment(variables),
-            cwd=self.workdir,
+            launch.argv,
+            env=launch.env,
+            cwd=launch.cwd,
             on_line=on_line,
             max_runtime=max_runtime,
             grace=grace,
