@@ -3,7 +3,8 @@
     python examples/on_emulator.py {sagemaker,vertex,azureml}
 
 The emulator (installed with the provider's `emulator` extra; Azure ML's also needs Azurite,
-see the docs) serves the cloud's API on 127.0.0.1 and runs the job as a local process;
+see the docs) serves the cloud's API on 127.0.0.1 and runs the job as a local process, in a
+container of its image: here the image is this Python environment (`emulator.images`);
 steplift talks to it with the provider's own SDK, exactly as it would to the cloud. The
 emulator is found through its `steplift.emulators` entry point and says itself which
 operator config points at it (`operator_table`).
@@ -36,6 +37,9 @@ def main(cloud: str) -> None:
     emulator_class = emulators[cloud].load()
     with emulator_class(mode="execute") as emulator, tempfile.TemporaryDirectory() as d:
         os.environ.update(emulator.client_env())
+        # The job runs on the image the operator names: this environment stands in for a
+        # framework image with steplift (and numpy) installed.
+        emulator.images.register(emulator.operator_config()["image"], sys.prefix)
         table = operator_table(emulator, **EXAMPLE_FIELDS.get(cloud, {}))
         config = Path(d) / "steplift.toml"
         config.write_text(f'default_operator = "{cloud}"\n[operators.{cloud}]\n{table}')

@@ -3,6 +3,7 @@ folder has its own conftest.py, so test modules import from here, not from ``con
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -24,6 +25,21 @@ TEST_FIELDS: dict[str, Any] = {
     "retry_backoff_max": 0.05,
 }
 """What the tests change in the emulator's operator config."""
+
+
+FRAMEWORK_IMAGES = ("python:3.11-slim", "python:3.11", "myregistry.azurecr.io/train:3")
+"""The images the tests' jobs name (the emulator's operator default first)."""
+STOCK_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+"""An image no test registers: the emulator runs it as the stock image."""
+
+
+def with_framework_images(emulator: AzureMLEmulator) -> AzureMLEmulator:
+    """``emulator`` with :data:`FRAMEWORK_IMAGES` registered as the test suite's own Python
+    environment: a "framework image with steplift" (until jobs install steplift themselves,
+    a stock image cannot import it)."""
+    for uri in FRAMEWORK_IMAGES:
+        emulator.images.register(uri, sys.prefix)
+    return emulator
 
 
 def client_environment(emulator: AzureMLEmulator) -> Iterator[AzureMLEmulator]:

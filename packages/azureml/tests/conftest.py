@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from azureml_helpers import client_environment
+from azureml_helpers import client_environment, with_framework_images
 
 from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.emulator.storage import INSTALL_HINT, Azurite, find_azurite
@@ -24,8 +24,10 @@ def azurite() -> Iterator[Azurite]:
 
 @pytest.fixture(scope="module")
 def execute_emulator(azurite: Azurite) -> Iterator[AzureMLEmulator]:
-    """An executing emulator whose jobs use the session's Azurite."""
-    with AzureMLEmulator("execute", azurite=azurite, stop_grace=1.0, retry_after_ms=10) as emulator:
+    """An executing emulator whose jobs use the session's Azurite and run the images the
+    tests name with the suite's own environment."""
+    emulator = AzureMLEmulator("execute", azurite=azurite, stop_grace=1.0, retry_after_ms=10)
+    with with_framework_images(emulator):
         yield from client_environment(emulator)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azureml_helpers import make_operator, operator_fields
+from azureml_helpers import make_operator, operator_fields, with_framework_images
 
 import steplift
 from steplift.errors import StepCancelled, StepFailed
@@ -358,7 +358,7 @@ def test_capacity_refusal_fails_the_job_with_capacity(
 
 def test_stopping_the_emulator_leaves_nothing_running() -> None:
     before = {thread.name for thread in threading.enumerate()}
-    emulator = AzureMLEmulator("execute", stop_grace=0.5)
+    emulator = with_framework_images(AzureMLEmulator("execute", stop_grace=0.5))
     with emulator:
         patch = pytest.MonkeyPatch()
         for key, value in emulator.client_env().items():

@@ -1,5 +1,6 @@
 """Fixtures for the SageMaker tests: one emulator per mode, real boto3 clients, and
-operators pointed at an emulator."""
+operators pointed at an emulator. Every executing emulator of the tests runs the images the
+tests name with the suite's own environment (`with_framework_images`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sagemaker_helpers import EmulatorClients, MakeOperator
+from sagemaker_helpers import EmulatorClients, MakeOperator, with_framework_images
 
 from steplift.launch.policy import LaunchPolicy
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
@@ -22,7 +23,7 @@ EMULATOR_BUCKET = "steplift-emulator-tests"
 
 @pytest.fixture(scope="module")
 def _execute_clients() -> Iterator[EmulatorClients]:
-    with SageMakerEmulator(mode="execute", stop_grace=1.0) as emulator:
+    with with_framework_images(SageMakerEmulator(mode="execute", stop_grace=1.0)) as emulator:
         clients = EmulatorClients.of(emulator)
         clients.s3.create_bucket(Bucket=EMULATOR_BUCKET)
         yield clients

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,7 +22,22 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
 TEST_ROLE = "arn:aws:iam::123456789012:role/steplift-test"
+TEST_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/steplift:test"
+"""The image of the jobs `training_job_request` builds."""
+FRAMEWORK_IMAGES = (TEST_IMAGE, "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest")
+"""The images the tests' jobs name (the emulator's operator default among them)."""
+STOCK_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stock:latest"
+"""An image no test registers: the emulator runs it as the stock image."""
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+
+
+def with_framework_images(emulator: SageMakerEmulator) -> SageMakerEmulator:
+    """``emulator`` with :data:`FRAMEWORK_IMAGES` registered as the test suite's own Python
+    environment: a "framework image with steplift" (until jobs install steplift themselves,
+    a stock image cannot import it)."""
+    for uri in FRAMEWORK_IMAGES:
+        emulator.images.register(uri, sys.prefix)
+    return emulator
 
 
 def make_client(emulator: SageMakerEmulator, service: str, total_attempts: int = 3) -> Any:
@@ -126,7 +142,7 @@ def training_job_request(
     """CreateTrainingJob parameters; execute mode runs `command` (entrypoint + arguments) on
     each of the `instance_count` hosts."""
     spec: dict[str, Any] = {
-        "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/steplift:test",
+        "TrainingImage": TEST_IMAGE,
         "TrainingInputMode": "File",
     }
     if command:

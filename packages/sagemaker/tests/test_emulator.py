@@ -23,6 +23,7 @@ from sagemaker_helpers import (
     EmulatorClients,
     make_client,
     training_job_request,
+    with_framework_images,
 )
 
 from steplift.testing.emulation import (
@@ -742,7 +743,7 @@ def test_control_api_over_http(scripted: EmulatorClients) -> None:
 
 def test_stop_ends_running_jobs(script: Script) -> None:
     threads_before = set(threading.enumerate())
-    with SageMakerEmulator(mode="execute", stop_grace=0.5) as emulator:
+    with with_framework_images(SageMakerEmulator(mode="execute", stop_grace=0.5)) as emulator:
         sagemaker = make_client(emulator, "sagemaker")
         name = unique("left-running")
         sagemaker.create_training_job(**job_request(name, script(_SLEEPER)))
@@ -812,7 +813,7 @@ def _read_lines(process: subprocess.Popen[bytes], count: int, timeout: float) ->
 
 
 def test_job_directories_are_removed_on_stop() -> None:
-    with SageMakerEmulator(mode="execute") as emulator:
+    with with_framework_images(SageMakerEmulator(mode="execute")) as emulator:
         make_client(emulator, "s3").create_bucket(Bucket=BUCKET)
         sagemaker = make_client(emulator, "sagemaker")
         name = unique("tidy")

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from sagemaker_helpers import EmulatorClients
+from sagemaker_helpers import EmulatorClients, with_framework_images
 
 from steplift.models import JobHandle, StepRunInfo
 from steplift.operator import StepOperator
@@ -31,7 +31,7 @@ BUCKET = "steplift-conformance"
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[SageMakerEmulator]:
-    with SageMakerEmulator(mode="execute") as running:
+    with with_framework_images(SageMakerEmulator(mode="execute")) as running:
         yield running
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from sagemaker_helpers import with_framework_images
 
 import steplift
 from steplift.errors import StepFailed
@@ -24,7 +25,7 @@ BUCKET = "steplift-e2e"
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[SageMakerEmulator]:
-    with SageMakerEmulator(mode="execute") as running:
+    with with_framework_images(SageMakerEmulator(mode="execute")) as running:
         boto3.session.Session().client(
             "s3",
             endpoint_url=running.endpoint_url,

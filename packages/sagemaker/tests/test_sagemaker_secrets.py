@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from sagemaker_helpers import with_framework_images
 
 import steplift
 from steplift.errors import ConfigError
@@ -25,7 +26,7 @@ VALUE = "s3cr3t-value-that-must-not-leak"
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[SageMakerEmulator]:
-    with SageMakerEmulator(mode="execute") as running:
+    with with_framework_images(SageMakerEmulator(mode="execute")) as running:
         yield running
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from vertex_support import OperatorFactory
+from vertex_support import OperatorFactory, with_framework_images
 
 from steplift.polling import PollPolicy
 from steplift_vertex.clients import RetrySettings
@@ -47,9 +47,10 @@ def make_operator() -> OperatorFactory:
 
 @pytest.fixture
 def emulator() -> Iterator[VertexEmulator]:
-    """An executing Vertex emulator with GCS; stopped, and checked clean, after the test."""
+    """An executing Vertex emulator with GCS; stopped, and checked clean, after the test. It
+    runs the images the tests name with the suite's own environment."""
     before = set(threading.enumerate())
-    with VertexEmulator(stop_grace=1.0) as running:
+    with with_framework_images(VertexEmulator(stop_grace=1.0)) as running:
         yield running
     assert_clean(running, before)
 

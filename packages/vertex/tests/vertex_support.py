@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,25 @@ from steplift_vertex.operator import VertexStepOperator
 OperatorFactory = Callable[..., VertexStepOperator]
 """The ``make_operator`` fixture (conftest.py): ``make_operator(emulator, *, clock=None,
 **fields)`` is a vertex operator pointed at the emulator."""
+
+
+FRAMEWORK_IMAGES = (
+    "local/steplift:emulated",  # the emulator's operator default
+    "local/test",
+    "us-docker.pkg.dev/my-project/train/steplift:1",
+)
+"""The images the tests' jobs name."""
+STOCK_IMAGE = "us-docker.pkg.dev/vertex-ai/training/stock:latest"
+"""An image no test registers: the emulator runs it as the stock image."""
+
+
+def with_framework_images(emulator: VertexEmulator) -> VertexEmulator:
+    """``emulator`` with :data:`FRAMEWORK_IMAGES` registered as the test suite's own Python
+    environment: a "framework image with steplift" (until jobs install steplift themselves,
+    a stock image cannot import it)."""
+    for uri in FRAMEWORK_IMAGES:
+        emulator.images.register(uri, sys.prefix)
+    return emulator
 
 
 class MemoryStore:

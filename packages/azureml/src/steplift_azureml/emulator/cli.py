@@ -2,6 +2,11 @@
 
 Serves the emulator in the foreground and prints how to connect, or runs ``CMD`` with an
 ``azureml`` operator pointed at it and stops.
+
+``--image URI=PATH`` (repeatable) runs jobs on image URI with the Python environment (or
+interpreter) at PATH; any other image is the stock one (standard library and pip only). With
+``-- CMD``, the operator's image is this environment unless ``--image`` says otherwise (the
+command launches steps with steplift installed here).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from steplift_azureml.emulator.server import AzureMLEmulator
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the emulator in the foreground; print its endpoint and the client environment."""
+    from steplift.emulation.images import parse_image_option
     from steplift.testing.emulation import serve_until_interrupted
     from steplift_azureml.emulator.storage import INSTALL_HINT, find_azurite
 
@@ -31,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         help="do not start Azurite (jobs then get no storage connection string)",
     )
     parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="URI=PATH",
+        help="run jobs on image URI with the Python environment or interpreter at PATH",
+    )
+    parser.add_argument(
         "command",
         nargs=argparse.REMAINDER,
         help="-- CMD...: run CMD with an `azureml` operator pointed here, then stop",
@@ -41,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"steplift: error: Azurite is needed for blobs; {INSTALL_HINT}", file=sys.stderr)
         return 2
     emulator = AzureMLEmulator(args.mode, port=args.port, azurite=not args.no_azurite)
+    try:
+        for option in args.image:
+            emulator.images.register(*parse_image_option(option))
+    except ValueError as error:
+        parser.error(str(error))
     if command:
         return run_against(emulator, command)
     return serve_until_interrupted(emulator, "Azure ML emulator", sys.stdout)
@@ -54,6 +72,10 @@ def run_against(emulator: AzureMLEmulator, command: Sequence[str]) -> int:
     """
     with emulator, tempfile.TemporaryDirectory(prefix="steplift-azureml-run-") as folder:
         fields = emulator.operator_config()
+        image = fields.get("image")
+        if image and image not in emulator.images:
+            # CMD launches its steps from this environment: its jobs run with it as the image.
+            emulator.images.register(str(image), sys.prefix)
         lines = ['default_operator = "azureml-emulator"', "", "[operators.azureml-emulator]"]
         lines += [f"{key} = {_toml_string(str(value))}" for key, value in fields.items()]
         config = Path(folder) / "steplift.toml"

@@ -1,22 +1,21 @@
 """How a job's processes start: the environment Azure ML gives them and the folders they see.
 
-The emulator runs a job's command on this machine (the image is ignored), with the host's
-environment minus the client's own state, the compute's managed identity (``MSI_*``), the
-workspace's ``AZUREML_*`` variables, the job's own variables, and with a PyTorch
-distribution the torch rendezvous variables. Outputs (``${{outputs.NAME}}``) are folders
+The emulator runs a job's command on this machine in a container of its environment's image
+per node (:mod:`steplift.emulation.sandbox`: a fresh empty working directory shared by the
+node's processes, the image's Python), with only what Azure ML gives a job: the compute's
+managed identity (``MSI_*``), the workspace's ``AZUREML_*`` variables and its storage, the
+job's own variables, and with a PyTorch distribution the torch rendezvous variables. Nothing
+of the emulator's (or its client's) environment. Outputs (``${{outputs.NAME}}``) are folders
 under the emulator's working folder, a datastore path mapped to one folder per path.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from steplift.cluster import without_cluster
 from steplift_azureml.emulator.errors import invalid
 from steplift_azureml.secrets import ENDPOINT_ENV as KEYVAULT_ENDPOINT_ENV
 
@@ -24,20 +23,19 @@ if TYPE_CHECKING:
     from steplift_azureml.emulator.jobs import EmulatedJob
     from steplift_azureml.emulator.server import AzureMLEmulator
 
-CLIENT_ONLY = frozenset({"AZUREML_CURRENT_CLOUD", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"})
-"""The client's SDK state and identity: not the container's."""
 
-
-def emulator_base_env() -> dict[str, str]:
-    """The host environment jobs start from (the emulator runs them on this machine).
-
-    The image is ignored, so ``python`` in a command must be this interpreter: its folder
-    goes first on PATH.
-    """
-    env = dict(os.environ)
-    folder = os.path.dirname(sys.executable)
-    env["PATH"] = folder + os.pathsep + env.get("PATH", "")
-    return env
+def image_uri(properties: Mapping[str, Any], environments: Mapping[tuple[str, str], Any]) -> str:
+    """The image a job's containers run: its environment version's image when the
+    workspace has that version, else the environment's id itself (a registry's curated
+    environment, ``azureml://registries/azureml/environments/NAME/versions/N``)."""
+    environment_id = str(properties.get("environmentId") or "")
+    match = re.search(r"/environments/([^/]+)/versions/([^/]+)$", environment_id)
+    if match:
+        resource = environments.get((match.group(1), match.group(2)))
+        image = (resource or {}).get("properties", {}).get("image")
+        if image:
+            return str(image)
+    return environment_id
 
 
 def service_env(emulator: AzureMLEmulator) -> dict[str, str]:
@@ -63,17 +61,13 @@ def job_environment(
     job: EmulatedJob,
     *,
     rank: int,
-    base: Mapping[str, str],
     service_env: Mapping[str, str],
     master_port: int,
 ) -> dict[str, str]:
-    """The environment Azure ML gives the job's process of global ``rank``."""
+    """The variables Azure ML gives the job's process of global ``rank``: ``service_env``
+    (the compute's identity and the workspace), the job's own, then the platform's."""
     properties = job.resource.get("properties", {})
-    # The client's SDK state (the cloud an MLClient registered) and identity are not the
-    # container's: a job has the compute's managed identity (MSI_* in ``service_env``).
-    # Nor does a job inherit the host's own cluster description, if it has one.
-    env = {key: value for key, value in without_cluster(base).items() if key not in CLIENT_ONLY}
-    env.update(service_env)
+    env = dict(service_env)
     env.update({str(k): str(v) for k, v in (properties.get("environmentVariables") or {}).items()})
     node = job.node_of(rank)
     env.update(

@@ -15,9 +15,9 @@ import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from steplift.emulation.sandbox import Sandbox
 from steplift.testing.emulation import Faults, JobProcess, NodeGroup, ScriptStep, free_port
 from steplift_azureml.emulator.errors import ApiError, error_body
 from steplift_azureml.emulator.logs import log_file, log_sink
@@ -190,7 +190,8 @@ class JobRunner:
         self,
         job: EmulatedJob,
         *,
-        workdir: Path,
+        sandbox: Sandbox,
+        image: str,
         env_for_rank: Callable[[int, int], dict[str, str]],
         refuse_capacity: Callable[[], bool],
         stuck: Callable[[], bool],
@@ -199,7 +200,9 @@ class JobRunner:
         grace: float,
     ) -> None:
         self.job = job
-        self.workdir = workdir
+        self.sandbox = sandbox
+        self.image = image
+        """The image URI of the job's environment."""
         self.env_for_rank = env_for_rank
         """(global rank, rendezvous port) -> the process's environment."""
         self.refuse_capacity = refuse_capacity
@@ -236,17 +239,32 @@ class JobRunner:
             return
         job.set_status("Preparing")
         command = job.command or str(job.resource["properties"]["command"])
-        folder = self.workdir / job.name
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            # One container per node: the node's processes share its working directory.
+            containers = [
+                self.sandbox.container(
+                    f"{job.name}/node-{node}", self.image, hostname=f"node-{node}"
+                )
+                for node in range(job.instance_count)
+            ]
+        except OSError as error:
+            job.set_status(
+                "Failed",
+                error_body(
+                    "UserError",
+                    f"The job's image could not be prepared: {error}",
+                    "ImagePullFailed",
+                ),
+            )
+            return
         port = free_port()
 
         def make_process(rank: int, on_exit: Callable[[JobProcess], None]) -> JobProcess:
             log = job.log_file(rank)
             job.logs.setdefault(log, bytearray())
-            return JobProcess(
+            return containers[job.node_of(rank)].process(
                 ["/bin/sh", "-c", command],
-                env=self.env_for_rank(rank, port),
-                cwd=folder,
+                self.env_for_rank(rank, port),
                 on_line=log_sink(job, log),
                 max_runtime=job.timeout,
                 grace=self.grace,
@@ -387,7 +405,8 @@ class JobTable:
         self,
         job: EmulatedJob,
         *,
-        workdir: Path,
+        sandbox: Sandbox,
+        image: str,
         env_for_rank: Callable[[int, int], dict[str, str]],
     ) -> None:
         """Take a new job (the caller holds :attr:`lock` and checked its name is free) and
@@ -400,7 +419,8 @@ class JobTable:
             return
         runner = JobRunner(
             job,
-            workdir=workdir,
+            sandbox=sandbox,
+            image=image,
             env_for_rank=env_for_rank,
             refuse_capacity=lambda: self._faults().refuse_create == "capacity",
             stuck=lambda: self._faults().stuck_in_queue,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from steplift.emulation.images import ImageRegistry
+from steplift.emulation.sandbox import Sandbox
 from steplift.testing.emulation import (
     ControlAPI,
     EmulatorBase,
@@ -71,7 +73,8 @@ class AzureMLEmulator(EmulatorBase):
     long a stopped job's processes get to exit; ``retry_after_ms`` what a throttled answer
     asks the client to wait. The workspace (``subscription_id``, ``resource_group``,
     ``workspace``, ``computes``) and ``list_page_size`` are attributes, set before
-    :meth:`start`.
+    :meth:`start`. A job's nodes run as containers of its environment's image: ``images``
+    says which local Python environment an image URI stands for (others: the stock image).
     """
 
     service_name = SERVICE
@@ -115,7 +118,10 @@ class AzureMLEmulator(EmulatorBase):
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._server: LocalServer | None = None
         self._control: LocalServer | None = None
-        self._base_env = container.emulator_base_env()
+        self.images = ImageRegistry()
+        """Image URIs → local Python environments; any other image runs as the stock one."""
+        self.sandbox = Sandbox(lambda: self.workdir / "containers", self.images)
+        """Where the jobs' containers are made (one per node)."""
 
     @property
     def jobs(self) -> dict[str, EmulatedJob]:
@@ -323,7 +329,6 @@ class AzureMLEmulator(EmulatorBase):
             return container.job_environment(
                 job,
                 rank=rank,
-                base=self._base_env,
                 service_env=container.service_env(self),
                 master_port=master_port,
             )

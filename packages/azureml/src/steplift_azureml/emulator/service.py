@@ -393,7 +393,12 @@ class AzureMLService:
             job.command = container.mount_outputs(
                 name, valid.properties, root=emulator.workdir, datastores=emulator.datastores
             )
-            table.add(job, workdir=emulator.workdir / "jobs", env_for_rank=emulator.env_maker(job))
+            table.add(
+                job,
+                sandbox=emulator.sandbox,
+                image=container.image_uri(valid.properties, emulator.environments),
+                env_for_rank=emulator.env_maker(job),
+            )
         return 201, self._job_resource(job), []
 
     def _job_resource(self, job: EmulatedJob) -> dict[str, Any]:

@@ -10,6 +10,8 @@ statuses). This package holds what all of them share, one job per module:
 - `request_log`: `RequestLog` of every API call clients made
 - `scripts`: `ScriptStep`, a step of a scripted job
 - `processes`: `JobProcess`, a job's command as a local process group; `group_alive`
+- `images`: `ImageRegistry`, image URIs as local Python environments (else the stock image)
+- `sandbox`: `Sandbox` and its `Container`s, starting a job's node as a container would
 - `node_group`: `NodeGroup`, the nodes of a multi-node job ending together
 - `server`: `LocalServer`, serving a WSGI app on 127.0.0.1
 - `control`: the `/_steplift/` control API (`ControlAPI`); `control_client`: its client
@@ -28,17 +30,21 @@ from steplift.emulation.control import CONTROL_PREFIX, ControlAPI
 from steplift.emulation.control_client import EmulatorControl
 from steplift.emulation.faults import FaultDecider, FaultKind, Faults
 from steplift.emulation.foreground import export_lines, serve_until_interrupted
+from steplift.emulation.images import Image, ImageRegistry, parse_image_option
 from steplift.emulation.node_group import NodeGroup
 from steplift.emulation.operators import emulated_operator, operator_table
 from steplift.emulation.processes import JobProcess, group_alive, resolve_command
 from steplift.emulation.protocol import Emulator, EmulatorMode
 from steplift.emulation.request_log import RecordedRequest, RequestLog
+from steplift.emulation.sandbox import Container, ContainerRuntime, HostRuntime, Launch, Sandbox
 from steplift.emulation.scripts import ScriptStep
 from steplift.emulation.server import LocalServer, StartResponse, WSGIApp
 from steplift.emulation.waiting import wait_until
 
 __all__ = [
     "CONTROL_PREFIX",
+    "Container",
+    "ContainerRuntime",
     "ControlAPI",
     "Emulator",
     "EmulatorBase",
@@ -47,11 +53,16 @@ __all__ = [
     "FaultDecider",
     "FaultKind",
     "Faults",
+    "HostRuntime",
+    "Image",
+    "ImageRegistry",
     "JobProcess",
+    "Launch",
     "LocalServer",
     "NodeGroup",
     "RecordedRequest",
     "RequestLog",
+    "Sandbox",
     "ScriptStep",
     "StartResponse",
     "WSGIApp",
@@ -60,6 +71,7 @@ __all__ = [
     "free_port",
     "group_alive",
     "operator_table",
+    "parse_image_option",
     "resolve_command",
     "serve_until_interrupted",
     "wait_until",

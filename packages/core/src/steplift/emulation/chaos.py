@@ -124,6 +124,9 @@ def cloud_backend(
 
     with installed_emulators()[flavor].load()(mode="execute") as emulator:
         os.environ.update(emulator.client_env())
+        # The launchers run steplift from this environment: their jobs' image is this one
+        # (a stock image has no steplift until jobs install it themselves).
+        emulator.images.register(emulator.operator_config()["image"], sys.prefix)
 
         def running_jobs() -> list[str]:
             return [job for job in emulator.job_ids() if emulator.is_running(job)]

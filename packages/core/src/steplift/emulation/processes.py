@@ -23,11 +23,14 @@ __all__ = ["JobProcess", "group_alive", "resolve_command"]
 logger = logging.getLogger(__name__)
 
 
-def resolve_command(command: Sequence[str]) -> list[str]:
-    """The command to run on the host: a leading python/python3 becomes this interpreter."""
+def resolve_command(
+    command: Sequence[str], python: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """The command to run on the host: a leading ``python``/``python3`` becomes ``python``
+    (default: this interpreter; an emulated container passes its image's, see `sandbox`)."""
     resolved = list(command)
     if resolved and resolved[0] in ("python", "python3"):
-        resolved[0] = sys.executable
+        resolved[0] = os.fspath(python) if python is not None else sys.executable
     return resolved
 
 
@@ -37,6 +40,9 @@ class JobProcess:
     stdout and stderr are merged; each line goes to `on_line` as soon as it is produced.
     `max_runtime` (seconds) terminates the job and marks it `timed_out`. Termination sends
     SIGTERM to the whole group and SIGKILL after `grace` seconds, as a container stop does.
+    The process gets exactly ``env`` and ``cwd``; a leading ``python``/``python3`` becomes
+    ``python`` (default: this interpreter). Emulated jobs start through
+    :class:`~steplift.emulation.sandbox.Container`, which gives all three as its image would.
     """
 
     def __init__(
@@ -49,12 +55,13 @@ class JobProcess:
         max_runtime: float | None = None,
         grace: float = 5.0,
         on_exit: Callable[[JobProcess], None] | None = None,
+        python: str | os.PathLike[str] | None = None,
     ) -> None:
         if not command:
             raise ValueError("command must not be empty")
         if max_runtime is not None and max_runtime <= 0:
             raise ValueError(f"max_runtime must be positive, got {max_runtime!r}")
-        self.command = resolve_command(command)
+        self.command = resolve_command(command, python)
         self.env = dict(env)
         self.cwd = Path(cwd)
         self.grace = grace

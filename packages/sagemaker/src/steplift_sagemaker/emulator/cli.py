@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from steplift.emulation.images import parse_image_option
 from steplift.testing.emulation import serve_until_interrupted
 
 from .server import SageMakerEmulator
@@ -26,9 +27,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--quiet", action="store_true", help="do not echo job output lines")
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="URI=PATH",
+        help="run jobs on image URI with the Python environment or interpreter at PATH "
+        "(other images: the stock image, standard library and pip only)",
+    )
     args = parser.parse_args(argv)
     if not args.quiet:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         logging.getLogger("steplift_sagemaker.emulator.job_output").setLevel(logging.INFO)
     emulator = SageMakerEmulator(mode=args.mode, region=args.region, port=args.port)
+    try:
+        for option in args.image:
+            emulator.images.register(*parse_image_option(option))
+    except ValueError as error:
+        parser.error(str(error))
     return serve_until_interrupted(emulator, "steplift SageMaker emulator", sys.stdout)

@@ -6,6 +6,10 @@ set by the sagemaker-training toolkit. Here `/opt/ml` is a per-attempt temp dire
 variables point into it and any `/opt/ml` path (or the checkpoint LocalPath) found in the job's
 arguments and Environment values is rewritten to it.
 
+The job's processes start in a container of its TrainingImage (:func:`image_uri`, see
+:mod:`steplift.emulation.sandbox`): a fresh empty working directory, the image's Python, and
+only the variables of :func:`environment`.
+
 A job with ``InstanceCount = N`` has hosts ``algo-1`` .. ``algo-N``; each host gets its own
 `/opt/ml` (so its own ``resourceconfig.json`` naming it the ``current_host``) and its own
 ``SM_HOSTS``/``SM_CURRENT_HOST``.
@@ -21,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from steplift.cluster import CLUSTER_VARIABLES
-
 if TYPE_CHECKING:
     from .jobs import EmulatedJob
 
@@ -31,24 +33,6 @@ DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 HOST = "algo-1"
 """The first host of every job (the only one of a one-instance job)."""
 GROUP = "homogeneousCluster"
-
-# Credentials or endpoints of the caller must never leak into a job aimed at the emulator.
-_DROPPED_PREFIXES = ("AWS_ENDPOINT_URL_",)
-_DROPPED = frozenset(
-    {
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-    }
-    # A container never inherits the launching machine's cluster description: any of these
-    # would make steplift's entrypoint read the wrong cluster.
-    | CLUSTER_VARIABLES
-)
 
 
 @dataclass(frozen=True)
@@ -193,6 +177,12 @@ def input_data_config(job: EmulatedJob) -> dict[str, Any]:
     return config
 
 
+def image_uri(job: EmulatedJob) -> str:
+    """The image the job's containers run: its TrainingImage (or its AlgorithmName)."""
+    spec = job.request.get("AlgorithmSpecification") or {}
+    return str(spec.get("TrainingImage") or spec.get("AlgorithmName") or "")
+
+
 def command(job: EmulatedJob, workspace: Workspace) -> list[str]:
     """ContainerEntrypoint + ContainerArguments with container paths mapped to the host."""
     spec = job.request.get("AlgorithmSpecification") or {}
@@ -207,19 +197,19 @@ def environment(
     host: str = HOST,
     rendezvous: tuple[str, int] | None = None,
 ) -> dict[str, str]:
-    """The environment of the job's process on ``host``: host env, SM_* contract, job
-    Environment, emulator.
+    """The variables SageMaker gives the job's container on ``host``: the SM_* contract,
+    the job's Environment, then the emulated account's endpoint and credentials (on SageMaker
+    the job's role gives it those), so the job reaches the emulator and never a real endpoint.
+
+    Nothing of the emulator's own environment: the container adds only its image's PATH,
+    HOME and HOSTNAME (:class:`~steplift.emulation.sandbox.Container`).
 
     ``rendezvous`` (address, port) becomes ``MASTER_ADDR``/``MASTER_PORT``: SageMaker's hosts
     resolve ``algo-1`` by name, the hosts this emulator runs side by side on one machine cannot,
     so they meet on 127.0.0.1 instead, at a port of their job's own (steplift's cluster
     reader lets these two variables win over the first host's name).
     """
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _DROPPED and not key.startswith(_DROPPED_PREFIXES)
-    }
+    env: dict[str, str] = {}
     hyperparameters = job.request.get("HyperParameters") or {}
     channels = {name: str(workspace.channel_dir(name)) for name in channel_names(job)}
     dirs = {

@@ -36,6 +36,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from steplift.emulation.sandbox import Container, Sandbox
 from steplift.testing.emulation import Faults, JobProcess, NodeGroup, ScriptStep, free_port
 
 from . import container
@@ -310,6 +311,8 @@ class RunContext:
     faults: Callable[[], Faults]
     client_env: Callable[[], Mapping[str, str]]
     grace: float
+    sandbox: Sandbox
+    """Where the hosts' containers are made (their image, folders and environment)."""
 
 
 class JobRunner:
@@ -519,6 +522,13 @@ class JobRunner:
         # One port per attempt: the hosts' rendezvous (see container.environment).
         rendezvous = ("127.0.0.1", free_port())
         client_env = self.context.client_env()
+        try:
+            containers = self._containers(workspaces)
+        except OSError as error:
+            for writer in writers:
+                writer.close()
+            self._set("Failed", f"ClientError: could not prepare the training image: {error}")
+            return False
 
         def make_host(index: int, on_exit: Callable[[JobProcess], None]) -> JobProcess:
             writer, workspace, host = writers[index], workspaces[index], self.hosts[index]
@@ -527,10 +537,9 @@ class JobRunner:
                 on_exit(process)
                 self._wake.set()
 
-            return JobProcess(
+            return containers[index].process(
                 commands[index],
-                env=container.environment(self.job, workspace, client_env, host, rendezvous),
-                cwd=workspace.root,
+                container.environment(self.job, workspace, client_env, host, rendezvous),
                 on_line=lambda line: self._output(writer, host, line),
                 max_runtime=max(remaining, 0.01),
                 grace=self.context.grace,
@@ -588,6 +597,19 @@ class JobRunner:
                 failed = next(i for i, code in enumerate(group.exit_codes) if code != 0)
             self._set("Failed", self._algorithm_error(failed, group.exit_codes[failed]))
         return False
+
+    def _containers(self, workspaces: list[container.Workspace]) -> list[Container]:
+        """A fresh container of the job's image for every host of this attempt."""
+        image = container.image_uri(self.job)
+        return [
+            self.context.sandbox.container(
+                str(workspace.root.relative_to(self.context.workdir)),
+                image,
+                hostname=host,
+                mounts={container.CONTAINER_ROOT: workspace.root},
+            )
+            for workspace, host in zip(workspaces, self.hosts, strict=True)
+        ]
 
     def _lost_host_name(self) -> str:
         return container.host_name(self._lost_host)

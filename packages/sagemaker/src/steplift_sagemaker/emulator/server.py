@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Self
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from steplift.emulation.images import ImageRegistry
+from steplift.emulation.sandbox import Sandbox
 from steplift.testing.emulation import ControlAPI, EmulatorBase, EmulatorMode, ScriptStep
 
 from .jobs import JobRunner, JobStore, RunContext, remove_workdir
@@ -53,7 +55,8 @@ class SageMakerEmulator(EmulatorBase):
     ContainerEntrypoint + ContainerArguments runs as a local process per host (InstanceCount
     hosts, algo-1..algo-N, meeting on 127.0.0.1); in "scripted" mode every
     DescribeTrainingJob, and every ListTrainingJobs page that shows the job, moves it one
-    step along its script.
+    step along its script. A job's hosts run as containers of its TrainingImage: ``images``
+    says which local Python environment an image URI stands for (others: the stock image).
     """
 
     service_name = "sagemaker"
@@ -79,6 +82,8 @@ class SageMakerEmulator(EmulatorBase):
         self._thread: threading.Thread | None = None
         self._workdir: Path | None = None
         self._clients: InternalClients | None = None
+        self.images = ImageRegistry()
+        """Image URIs → local Python environments; any other image runs as the stock one."""
 
     # -- serving
 
@@ -171,6 +176,8 @@ class SageMakerEmulator(EmulatorBase):
             faults=lambda: self.faults,
             client_env=self.client_env,
             grace=self.stop_grace,
+            # Job names have no dots: no job's folder is this one.
+            sandbox=Sandbox(self._workdir / ".containers", self.images),
         )
 
     # -- controls

@@ -5,6 +5,11 @@
 runs a Python script's steps on it: the emulator starts in this process, a ``vertex``
 operator is pointed at it through a temporary config file (``STEPLIFT_CONFIG``), the script
 runs as ``__main__``, and the emulator stops when it ends.
+
+``--image URI=PATH`` (repeatable) runs jobs on image URI with the Python environment (or
+interpreter) at PATH; any other image is the stock one (standard library and pip only). A
+script run here launches from this environment, so the operator's image is this environment
+unless ``--image`` says otherwise: the job imports steplift from it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from steplift.emulation.images import parse_image_option
 from steplift.testing.emulation import serve_until_interrupted
 from steplift_vertex.emulator.server import DEFAULT_BUCKET, DEFAULT_PROJECT, VertexEmulator
 
@@ -35,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("execute", "scripted"), default="execute")
     parser.add_argument("--no-gcs", action="store_true", help="serve no Cloud Storage")
     parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="URI=PATH",
+        help="run jobs on image URI with the Python environment or interpreter at PATH",
+    )
+    parser.add_argument(
         "script",
         nargs=argparse.REMAINDER,
         help="-- SCRIPT [ARGS...]: run a Python script's steps on the emulator, then stop",
@@ -53,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         buckets=options.bucket or [DEFAULT_BUCKET],
         gcs=not options.no_gcs,
     )
+    try:
+        for option in options.image:
+            emulator.images.register(*parse_image_option(option))
+    except ValueError as error:
+        parser.error(str(error))
     try:
         emulator.start()
     except (OSError, RuntimeError) as error:
@@ -81,6 +99,10 @@ def config_lines(emulator: VertexEmulator) -> list[str]:
 def run_script(emulator: VertexEmulator, argv: list[str]) -> int:
     """Run ``argv[0]`` (a Python script) with its arguments against the running ``emulator``."""
     script = Path(argv[0]).resolve()
+    image = str(emulator.operator_config()["image"])
+    if image not in emulator.images:
+        # The script's steps launch from this environment: its jobs run with it as their image.
+        emulator.images.register(image, sys.prefix)
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "steplift.toml"
         lines = ['default_operator = "vertex"', "", "[operators.vertex]", *config_lines(emulator)]

@@ -1,15 +1,17 @@
 """How an emulated CustomJob's replicas run: their command, environment and folders.
 
-Each replica of each worker pool is one local process with Vertex AI's container
-environment: its pool's container command and env, ``CLOUD_ML_JOB_ID``, the ``AIP_*`` output
-folders and a ``CLUSTER_SPEC`` that lists every replica at ``127.0.0.1:<port>`` and names this
-one as its ``task``. Cloud Storage FUSE's ``/gcs`` mount is a local folder shared by every job.
+Each replica of each worker pool is one local process in a container of its pool's
+``imageUri`` (:mod:`steplift.emulation.sandbox`: a fresh empty working directory, the image's
+Python) with Vertex AI's container environment and nothing else: its pool's container
+command and env, ``CLOUD_ML_JOB_ID``, the ``AIP_*`` output folders, a ``CLUSTER_SPEC`` that
+lists every replica at ``127.0.0.1:<port>`` and names this one as its ``task``, and the
+emulated project's storage endpoint (on Vertex the job's service account reaches Cloud
+Storage). Cloud Storage FUSE's ``/gcs`` mount is a local folder shared by every job.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import threading
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steplift.cluster import without_cluster
+from steplift.emulation.images import ImageRegistry
+from steplift.emulation.sandbox import Container, Sandbox
 
 CHIEF_TASK = "workerpool0-0"
 
@@ -47,11 +50,16 @@ def job_replicas(pools: Sequence[Any]) -> list[Replica]:
 
 
 class Containers:
-    """The folders of one emulator's jobs (created on first use) and their replicas' launch."""
+    """The folders of one emulator's jobs (created on first use) and their replicas' launch.
 
-    def __init__(self) -> None:
+    ``images`` maps the pools' image URIs to local Python environments.
+    """
+
+    def __init__(self, images: ImageRegistry) -> None:
         self._lock = threading.Lock()
         self._workdir: Path | None = None
+        # A replica's container folders: <job number>/<task>/{work,home}.
+        self.sandbox = Sandbox(self._root, images)
 
     def _root(self) -> Path:
         with self._lock:
@@ -64,6 +72,16 @@ class Containers:
         folder = self._root() / number
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def container(self, resource: dict[str, Any], number: str, replica: Replica) -> Container:
+        """A fresh container of the replica's pool image (OSError: the image cannot be made)."""
+        spec = resource["jobSpec"]["workerPoolSpecs"][replica.pool]["containerSpec"]
+        return self.sandbox.container(
+            f"{number}/{replica.task}",
+            str(spec.get("imageUri", "")),
+            hostname=replica.task,
+            mounts={"/gcs": self.fuse_root()},
+        )
 
     def fuse_root(self) -> Path:
         """The local folder standing in for Cloud Storage FUSE's ``/gcs`` mount."""
@@ -96,16 +114,16 @@ class Containers:
         addresses: Mapping[Replica, str],
         cloud_env: Mapping[str, str],
     ) -> dict[str, str]:
-        """What the replica's process sees: the host's environment without its cluster
-        description, ``cloud_env`` (the emulated cloud's endpoints), then Vertex's own."""
+        """The variables Vertex gives the replica's container: ``cloud_env`` (the emulated
+        project's endpoints), its pool's container env, then Vertex's own. Nothing of the
+        emulator's environment (the container adds its image's PATH and HOME)."""
         spec = resource["jobSpec"]
         pools = spec["workerPoolSpecs"]
         container = pools[replica.pool]["containerSpec"]
         cluster: dict[str, list[str]] = {}
         for other, address in addresses.items():
             cluster.setdefault(f"workerpool{other.pool}", []).append(address)
-        # The host's own cluster description (if any) is not this job's.
-        env = {**without_cluster(os.environ), **cloud_env}
+        env = dict(cloud_env)
         env.update(
             {
                 item["name"]: self.fuse_path(str(item.get("value", "")))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from steplift.emulation.images import ImageRegistry
 from steplift.testing.emulation import (
     EmulatorMode,
     Faults,
@@ -86,6 +87,7 @@ class EmulatedJob:
     """The processes of its replicas, once started (execute mode)."""
     runner: threading.Thread | None = None
     workdir: Path | None = None
+    """The folder of its replicas' containers (``<task>/work``, ``<task>/home``)."""
 
     @property
     def name(self) -> str:
@@ -135,6 +137,7 @@ class JobTable:
         hooks: EmulatorHooks,
         on_line: Callable[[str, str, str, str], None],
         *,
+        images: ImageRegistry,
         grace: float = 2.0,
     ) -> None:
         self.mode = mode
@@ -146,7 +149,7 @@ class JobTable:
         self._default_script: list[ScriptStep] = list(DEFAULT_SCRIPT)
         self._next_number = int(time.time() * 1000) * 1000
         self._stopping = threading.Event()
-        self.containers = Containers()
+        self.containers = Containers(images)
 
     # -- lookup --------------------------------------------------------------------------------
 
@@ -397,17 +400,27 @@ class JobTable:
             return
         timeout = job.resource["jobSpec"].get("scheduling", {}).get("timeout")
         max_runtime = parse_duration(timeout, "timeout") if timeout else None
-        workdir = job.workdir = self.containers.job_folder(job.number)
+        job.workdir = self.containers.job_folder(job.number)
+        try:
+            containers = [
+                self.containers.container(job.resource, job.number, replica) for replica in replicas
+            ]
+        except OSError as error:
+            self._set_state(
+                job,
+                "JOB_STATE_FAILED",
+                RPC_CODES["INVALID_ARGUMENT"],
+                f"The job's container image could not be prepared: {error}",
+            )
+            return
         # Every replica listens on its own port of 127.0.0.1; the chief's is the rendezvous.
         addresses = {replica: f"127.0.0.1:{free_port()}" for replica in replicas}
 
         def make_node(rank: int, on_exit: Callable[[JobProcess], None]) -> JobProcess:
             replica = replicas[rank]
-            folder = workdir / replica.task if len(replicas) > 1 else workdir
-            folder.mkdir(exist_ok=True)
-            return JobProcess(
+            return containers[rank].process(
                 commands[rank],
-                env=self.containers.environment(
+                self.containers.environment(
                     job.resource,
                     job.project,
                     job.number,
@@ -415,7 +428,6 @@ class JobTable:
                     addresses,
                     self.hooks.job_env(),
                 ),
-                cwd=folder,
                 on_line=lambda line: self.on_line(job.project, job.number, replica.task, line),
                 max_runtime=max_runtime,
                 grace=self.grace,

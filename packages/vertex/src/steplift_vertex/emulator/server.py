@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
+from steplift.emulation.images import ImageRegistry
 from steplift.testing.emulation import (
     ControlAPI,
     EmulatorBase,
@@ -37,7 +38,9 @@ class VertexEmulator(EmulatorBase):
     a job one step per status read, a ``get`` of it or a ``list`` page showing it (see
     :meth:`script`). ``buckets`` are created in the GCS emulator (``gcs=False`` serves no
     storage, e.g. without the ``emulator`` extra); ``stop_grace`` is how long a stopped
-    replica gets between SIGTERM and SIGKILL.
+    replica gets between SIGTERM and SIGKILL. A job's replicas run as containers of their
+    pool's imageUri: ``images`` says which local Python environment an image URI stands for
+    (others: the stock image).
     """
 
     flavor: ClassVar[str] = "vertex"
@@ -62,7 +65,9 @@ class VertexEmulator(EmulatorBase):
         self.gcs = gcs
         self.gcs_port = gcs_port
         self.logbook = LogBook()
-        self.jobs = JobTable(mode, self, self.logbook.append, grace=stop_grace)
+        self.images = ImageRegistry()
+        """Image URIs → local Python environments; any other image runs as the stock one."""
+        self.jobs = JobTable(mode, self, self.logbook.append, images=self.images, grace=stop_grace)
         self.secrets = SecretStore()
         self._server: LocalServer | None = None
         self._storage = StorageServer(self.buckets, port=gcs_port)
