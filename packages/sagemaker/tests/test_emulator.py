@@ -269,6 +269,15 @@ def test_execute_completes_and_streams_logs(execute: EmulatorClients, script: Sc
     execute.s3.head_object(Bucket=BUCKET, Key=f"output/{name}/output/model.tar.gz")
 
 
+def test_a_blank_output_line_loses_no_other_line(execute: EmulatorClients, script: Script) -> None:
+    # CloudWatch refuses an empty message (and with it its whole batch); the log driver drops it.
+    name = unique("blank")
+    code = "print('before')\nprint()\nprint('after')"
+    execute.sagemaker.create_training_job(**job_request(name, script(code)))
+    assert execute.wait_for(name)["TrainingJobStatus"] == "Completed"
+    assert execute.log_lines(name) == ["before", "after"]
+
+
 def test_execute_nonzero_exit_fails_like_sagemaker(
     execute: EmulatorClients, script: Script
 ) -> None:

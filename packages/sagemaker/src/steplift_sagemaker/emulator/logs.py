@@ -45,7 +45,10 @@ class LogStreamWriter:
             self.client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
 
     def write(self, line: str) -> None:
-        """Queue one output line (timestamped now)."""
+        """Queue one output line (timestamped now). An empty line is dropped, as the container's
+        log driver drops it: CloudWatch refuses an empty message, and would refuse its batch."""
+        if not line:
+            return
         event = {"timestamp": int(time.time() * 1000), "message": line[:_MAX_EVENT_CHARS]}
         with self._lock:
             self._pending.append(event)
