@@ -6,7 +6,8 @@ The job's image is the launcher's own environment (a "framework image with stepl
 image cannot run steplift until jobs install it themselves). Nothing else of the launcher's
 disk reaches the job: the project arrives as a code package through the store, the
 requirement is installed by pip in the job from a wheel (``PIP_NO_INDEX=1``: no index is
-ever reached), and planted secrets never travel.
+ever reached), and planted secrets never travel. A step defined in a real IPython kernel
+(jupyter_client and ipykernel) runs the same way.
 """
 
 from __future__ import annotations
@@ -312,3 +313,50 @@ def local_stamps(target: Target, packages: list[str]) -> list[int]:
     if target.flavor != "local":
         return []
     return [Path(uri).stat().st_mtime_ns for uri in packages]
+
+
+NOTEBOOK_CELLS = (
+    "import steplift\nimport helper",
+    '@steplift.step(name="from-a-notebook")\n'
+    "def notebook_step(word):\n"
+    "    import tinyreq\n"
+    '    return helper.shout(word) + " " + tinyreq.VALUE',
+    'print("RESULT", notebook_step("from a notebook"))',
+)
+"""A notebook's cells: the step lives in the kernel's namespace and uses the project's
+helper module (shipped in the code package) and the requirement."""
+
+
+@pytest.mark.parametrize("target", ["local", "sagemaker"], indirect=True)
+def test_a_step_defined_in_an_ipython_kernel_runs(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No skip: without a kernel this test fails with the reason.
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's paths, no warning
+    from jupyter_client.manager import start_new_kernel
+
+    project = make_project(tmp_path / "notebook")
+    config = target.write_config(target.folder)
+    env = {**target.environment(config, "notebook"), "JUPYTER_PLATFORM_DIRS": "1"}
+    manager, client = start_new_kernel(
+        kernel_name="python3", startup_timeout=60, env=env, cwd=str(project)
+    )
+    printed: list[str] = []
+
+    def keep(message: dict[str, Any]) -> None:
+        content = message["content"]
+        if message["msg_type"] == "stream":
+            printed.append(content["text"])
+        elif message["msg_type"] == "error":
+            printed.append("\n".join(content["traceback"]))
+
+    try:
+        for cell in NOTEBOOK_CELLS:
+            reply = client.execute_interactive(cell, timeout=LAUNCH_TIMEOUT, output_hook=keep)
+            assert reply["content"]["status"] == "ok", f"cell failed:\n{cell}\n{''.join(printed)}"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    # tinyreq exists only in the job (installed there from its wheel): the value came back
+    # from a job that unpickled the notebook's function and imported the shipped helper.
+    assert "RESULT FROM A NOTEBOOK tinyreq 1.0\n" in "".join(printed), printed
