@@ -315,6 +315,35 @@ def local_stamps(target: Target, packages: list[str]) -> list[int]:
     return [Path(uri).stat().st_mtime_ns for uri in packages]
 
 
+COMMAND = (
+    "import helper, json, os, pathlib, tinyreq; print('COMMAND ' + json.dumps(["
+    "helper.shout(pathlib.Path('data.txt').read_text()), tinyreq.VALUE, sorted(os.listdir()), "
+    "os.path.dirname(os.path.abspath(helper.__file__))]))"
+)
+
+
+def test_steplift_run_ships_the_working_directory(target: Target, tmp_path: Path) -> None:
+    """``steplift run -- python -c ...`` in the project: the command imports the project's
+    helper (the package is on its PYTHONPATH), reads its data file and has the requirement."""
+    project = make_project(tmp_path / "command")
+    config = target.write_config(target.folder)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "steplift"), "run", "--", "python", "-c", COMMAND],
+        cwd=project,
+        env=target.environment(config, "command"),
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("COMMAND ")]
+    assert done.returncode == 0 and lines, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    shouted, value, listing, helper_folder = json.loads(lines[-1].removeprefix("COMMAND "))
+    assert (shouted, value) == ("READ BY A RELATIVE PATH", "tinyreq 1.0")
+    assert {"helper.py", "data.txt", "train.py"} <= set(listing)
+    assert not set(listing) & {".env", "id_rsa", ".aws"}, listing
+    assert not Path(helper_folder).is_relative_to(project.resolve()), helper_folder
+
+
 NOTEBOOK_CELLS = (
     "import steplift\nimport helper",
     '@steplift.step(name="from-a-notebook")\n'
