@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from steplift.cost import PriceKey
 from steplift.errors import StepFailed
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -216,6 +217,21 @@ class AzureMLStepOperator(StepOperator[AzureMLStepOperatorConfig]):
         """The ``azure.ai.ml`` command job for a step attempt (no call is made)."""
         request = requests.build_request(self.config, info, entrypoint_command, environment)
         return command_job(request)
+
+    def describe_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The job ``submit`` would create, as its REST body (no call)."""
+        return requests.build_request(self.config, info, entrypoint_command, environment)
+
+    def price_key(self, info: StepRunInfo) -> PriceKey:
+        """One VM of the step's size per node, in the config's ``region``. A step on a
+        cluster has no known size here (no parts): it needs a ``price_per_hour``."""
+        chosen = requests.placement(self.config, info)
+        size = chosen.get("instance_type")
+        parts = ((str(size), 1),) if size else ()
+        spot = info.resources.use_spot(self.config.spot)
+        return PriceKey("steplift_azureml", self.config.region, parts, spot)
 
     def _handle(self, name: str, info: StepRunInfo) -> JobHandle:
         config = self.config

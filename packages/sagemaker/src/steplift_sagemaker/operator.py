@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from steplift.cost import PriceKey
 from steplift.errors import ConfigError, StepFailed
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -142,6 +143,19 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
     def job_name(self, info: StepRunInfo) -> str:
         """The deterministic training-job name of a step attempt."""
         return requests.job_name(info)
+
+    def describe_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The CreateTrainingJob request ``submit`` would send (no call)."""
+        return requests.build_request(self.config, info, entrypoint_command, environment)
+
+    def price_key(self, info: StepRunInfo) -> PriceKey:
+        """One training instance of the step's type per node, in the config's region."""
+        spot = info.resources.use_spot(self.config.spot)
+        return PriceKey(
+            "steplift_sagemaker", self.config.region, ((self.instance_type(info), 1),), spot
+        )
 
     # -- primitives -------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from steplift.cost import PriceKey
 from steplift.errors import ConfigError
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -117,6 +118,22 @@ class VertexStepOperator(StepOperator[VertexStepOperatorConfig]):
     def gpus_per_node(self, info: StepRunInfo) -> int:
         """The accelerators of each replica's machine (the step's, else the config's)."""
         return step_machine(self.config, info).accelerator_count
+
+    def describe_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The CustomJob ``submit`` would create (no call)."""
+        return build_request(self.config, info, entrypoint_command, environment)
+
+    def price_key(self, info: StepRunInfo) -> PriceKey:
+        """Each replica's machine plus its accelerators (Vertex prices them apart), in the
+        config's location."""
+        machine = step_machine(self.config, info)
+        parts = [(machine.machine_type, 1)]
+        if machine.accelerator_type:
+            parts.append((machine.accelerator_type, machine.accelerator_count))
+        spot = info.resources.use_spot(self.config.spot)
+        return PriceKey("steplift_vertex", self.config.location, tuple(parts), spot)
 
     def check_step(self, info: StepRunInfo) -> None:
         """Refuse, before any call, a step Vertex AI would refuse or could not run (see
