@@ -178,10 +178,14 @@ def _step_request(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from steplift.cli_observer import RichObserver
-    from steplift.sdk import run_command
+    from steplift.sdk import plan_command, run_command
 
     command, options = _step_request(args)
     operator, run = options["operator"], options["run"]
+    if run.max_cost is not None:
+        # A budget with no price, or too small to buy a run, is one error line, not a header
+        # then an error: the plan checks it (and makes no call).
+        plan_command(command, **options)
     err = _console(stderr=True)
     if args.gpu and operator.flavor == "local":
         err.print(

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 STALE_AFTER_DAYS = 180
 """A catalog older than this many days is called stale: cloud prices change a few times a year."""
-SHORTEST_USEFUL_RUN = 60.0
-"""Seconds: a budget that buys less than this is refused (a job spends that long starting)."""
 
 
 @dataclass(frozen=True)
@@ -193,12 +191,17 @@ def check_budget(value: object, field: str) -> float | None:
 
 
 def budget_for(
-    budgets: list[tuple[float, str]], cost: CostEstimate, *, what: str = "the step"
+    budgets: list[tuple[float, str]],
+    cost: CostEstimate,
+    *,
+    shortest_run: float = 60.0,
+    what: str = "the step",
 ) -> Budget | None:
     """The tightest of ``budgets`` (USD left, field name) turned into the time it buys.
 
     ConfigError before any call when a budget is set but no price is known (naming
-    ``price_per_hour``), or when what is left buys less than :data:`SHORTEST_USEFUL_RUN`.
+    ``price_per_hour``), or when what is left buys less than ``shortest_run`` seconds (the
+    operator's ``LaunchPolicy.shortest_run``).
     """
     if not budgets:
         return None
@@ -213,11 +216,11 @@ def budget_for(
         )
     if hourly == 0:
         return Budget(left, field_name, None)
-    seconds = math.floor(left / hourly * 3600)
-    if seconds < SHORTEST_USEFUL_RUN:
+    seconds = math.floor(round(left / hourly * 3600, 6))  # 0.6 / 6 * 3600 is 359.99...
+    if seconds < shortest_run:
         raise ConfigError(
             f"${max(left, 0):.4g} buys {max(seconds, 0)} s of {what} at ${hourly:.4g}/h for "
-            f"{cost.nodes} node(s); the shortest useful run is {SHORTEST_USEFUL_RUN:g} s",
+            f"{cost.nodes} node(s); the shortest useful run is {shortest_run:g} s",
             field=field_name,
             value=round(left, 6),
             has_value=True,

@@ -337,7 +337,9 @@ class StepLauncher:
             )
             if limit is not None
         ]
-        budget = budget_for(budgets, cost, what=f"step {info.step}")
+        budget = budget_for(
+            budgets, cost, shortest_run=self.operator.policy.shortest_run, what=f"step {info.step}"
+        )
         if budget is None or not budget.binding or budget.seconds is None:
             return info, cost, budget
         info = info.model_copy(update={"max_runtime": budget.seconds})

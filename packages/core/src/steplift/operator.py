@@ -69,12 +69,16 @@ class StepOperatorConfig(BaseModel):
     price_per_hour: float | None = Field(
         default=None,
         ge=0,
+        strict=True,  # a number, never a string or a boolean read as one
+        allow_inf_nan=False,
         description="USD per node-hour of this operator's jobs (spot or not); overrides the "
         "flavor's price catalog, or prices what the catalog does not.",
     )
     max_cost: float | None = Field(
         default=None,
         gt=0,
+        strict=True,
+        allow_inf_nan=False,
         description="Most a step of this operator may cost, in USD, counting every node and "
         "attempt; turned into the job's max runtime before it is submitted.",
     )
