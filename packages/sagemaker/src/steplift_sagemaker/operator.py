@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from steplift.cost import PriceKey
+from steplift.cost import JobUsage, PriceKey
 from steplift.errors import ConfigError, StepFailed
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -230,6 +230,22 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
         else:
             self._note_created(handle.job_id, _epoch(description.get("CreationTime")))
         return status
+
+    def job_usage(self, handle: JobHandle) -> JobUsage | None:
+        """DescribeTrainingJob's BillableTimeInSeconds (per instance, after the managed-spot
+        saving), its InstanceCount, and its training start and end times."""
+        description = self._describe(handle.job_id)
+        if description is None:
+            return None
+        billable = description.get("BillableTimeInSeconds")
+        count = (description.get("ResourceConfig") or {}).get("InstanceCount")
+        return JobUsage(
+            started=_epoch(description.get("TrainingStartTime")),
+            ended=_epoch(description.get("TrainingEndTime")),
+            billable_seconds=None if billable is None else float(billable),
+            instances=None if count is None else int(count),
+            source="SageMaker",
+        )
 
     def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
         """The jobs among ``handles`` that ListTrainingJobs shows, by job id.

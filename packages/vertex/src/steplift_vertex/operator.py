@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from steplift.cost import PriceKey
+from steplift.cost import JobUsage, PriceKey
 from steplift.errors import ConfigError
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -221,6 +221,19 @@ class VertexStepOperator(StepOperator[VertexStepOperatorConfig]):
             )
         return status_from_job(job)
 
+    def job_usage(self, handle: JobHandle) -> JobUsage | None:
+        """The CustomJob's ``startTime`` and ``endTime`` (Vertex reports no billable time)."""
+        job = self.client.get_custom_job(
+            name=handle.job_id,
+            retry=read_retry(self.transport_retry),
+            timeout=self.call_timeout,
+        )
+        return JobUsage(
+            started=_epoch(getattr(job, "start_time", None)),
+            ended=_epoch(getattr(job, "end_time", None)),
+            source="Vertex AI",
+        )
+
     def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
         """The statuses of many jobs from one ``customJobs.list``, a page per 100 jobs.
 
@@ -311,3 +324,10 @@ def _timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with exactly six fractional digits, so that strings sort as times
     (nanoseconds are cut: the value is only ever a lower bound of a filter)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _epoch(value: Any) -> float | None:
+    """A proto timestamp (a datetime; None or the epoch itself when unset) as epoch seconds."""
+    timestamp = getattr(value, "timestamp", None)
+    seconds = float(timestamp()) if callable(timestamp) else None
+    return seconds if seconds else None
