@@ -454,6 +454,16 @@ class StepLauncher:
                 self.observer.on_job(found[0], True)
                 self.operator.stream_logs(found[0], None, self.observer)
                 self.observer.on_status(found[1])
+                if stored.status == "failed" and found[1].failure_kind is FailureKind.TIMEOUT:
+                    # The cloud stopped it at its max runtime (the step, killed, recorded only
+                    # its signal): the same error a launch watching it would have raised.
+                    spent = self._charge(run, entry, found[0], cost, None)
+                    timeout = StepTimeout(
+                        f"job {found[0].name} ran past its max runtime: {found[1].message}",
+                        handle=found[0],
+                        max_runtime=info.max_runtime,
+                    )
+                    raise self._budget_error(timeout, budget, cost, spent) from None
             return self._value_of(stored, entry.handle)
         command = self.entrypoint_command(info_uri, info_sha)
         self.index.record(entry)
@@ -469,18 +479,8 @@ class StepLauncher:
             )
         except StepError as error:
             spent = self._charge(run, entry, observer.handle, cost, started)
-            if isinstance(error, StepTimeout) and budget is not None and budget.binding:
-                raise BudgetExceeded(
-                    f"job {observer.handle.name if observer.handle else '?'} was stopped by "
-                    f"its budget: {budget.field} ${budget.max_cost:.4g} bought "
-                    f"{budget.seconds:g} s at ${cost.usd_per_hour:.4g}/h"
-                    + (f"; it cost ${spent:.4g}" if spent is not None else ""),
-                    handle=error.handle,
-                    max_runtime=budget.seconds,
-                    max_cost=budget.max_cost,
-                    budget_field=budget.field,
-                    cost=spent,
-                ) from None
+            if isinstance(error, StepTimeout):
+                raise self._budget_error(error, budget, cost, spent) from None
             if not isinstance(error, StepFailed):
                 raise
             failure = error
@@ -499,24 +499,46 @@ class StepLauncher:
             )
         return self._value_of(record, observer.handle)
 
+    @staticmethod
+    def _budget_error(
+        timeout: StepTimeout, budget: Budget | None, cost: CostEstimate, spent: float | None
+    ) -> StepTimeout:
+        """BudgetExceeded when the budget set the max runtime that stopped the job; else the
+        timeout as it is."""
+        if budget is None or not budget.binding or budget.seconds is None:
+            return timeout
+        name = timeout.handle.name if timeout.handle else "the job"
+        return BudgetExceeded(
+            f"job {name} was stopped by its budget: {budget.field} ${budget.max_cost:.4g} "
+            f"bought {budget.seconds:g} s at ${cost.usd_per_hour or 0:.4g}/h"
+            + (f"; it cost ${spent:.4g}" if spent is not None else ""),
+            handle=timeout.handle,
+            max_runtime=budget.seconds,
+            max_cost=budget.max_cost,
+            budget_field=budget.field,
+            cost=spent,
+        )
+
     def _charge(
         self,
         run: Run,
         entry: StepRecord,
         handle: JobHandle | None,
         cost: CostEstimate,
-        started: float,
+        started: float | None,
     ) -> float | None:
-        """Work out what the ended attempt cost, record it and charge it to the run."""
+        """Work out what the ended attempt cost, record it and charge it to the run
+        (``started``: when this launcher started watching it, None if it did not)."""
         usage: JobUsage | None = None
         if handle is not None:
             try:
                 usage = self.operator.job_usage(handle)
             except Exception as error:  # the cost is a report: never fail a step over it
                 self.observer.on_warning(f"the cost of job {handle.name} is unknown: {error}")
-        if usage is None:
+        if usage is None and started is not None:
             # The launcher's own watch: from launch to end, queueing included (an upper bound).
             usage = JobUsage(started=started, ended=self.operator.clock(), source="launcher")
+        usage = usage or JobUsage()
         spent, basis = attempt_cost(usage, cost)
         entry.cost, entry.cost_basis = spent, basis
         self.index.record(entry)
