@@ -42,8 +42,8 @@ def test_a_budget_becomes_the_max_runtime_and_stops_the_job(tmp_path: Path) -> N
     assert operator.submitted[0].max_runtime == 3.0  # the smaller of the two wins
     error = caught.value
     assert isinstance(error, StepTimeout)
-    assert error.max_cost == 3.0 and error.max_runtime == 3.0 and error.budget_field == "max_cost"
-    assert "max_cost $3 bought 3 s" in str(error)
+    assert error.max_cost == 3.0 and error.max_runtime == 3.0 and error.budget_owner == "step"
+    assert "the step's max_cost left $3, which bought 3 s" in str(error)
     assert error.cost is not None and error.cost >= 3.0
     assert "cancel" in operator.calls  # the launcher's own deadline stopped it
     (record,) = index.steps("r1")
@@ -61,7 +61,7 @@ def test_a_job_the_cloud_stopped_at_its_budget_is_budget_exceeded() -> None:
     operator = MemoryOperator(
         StepOperatorConfig(price_per_hour=DOLLAR_A_SECOND, max_cost=5.0), script=[timed_out]
     )
-    with pytest.raises(BudgetExceeded, match=r"max_cost \$5 bought 5 s"):
+    with pytest.raises(BudgetExceeded, match=r"the operator's max_cost left \$5, which bought 5 s"):
         _launch(operator, Run("r2"))
     assert "cancel" not in operator.calls
 
@@ -107,7 +107,7 @@ def test_a_run_budget_counts_earlier_steps_and_refuses_what_no_longer_fits() -> 
         _launch(operator, run, step="first")
     assert run.spent() >= 4.0
     submitted = len(operator.submitted)
-    with pytest.raises(ConfigError, match="field 'max_cost'.*shortest useful run"):
+    with pytest.raises(ConfigError, match="field 'max_cost'.*the run's max_cost leaves"):
         _launch(operator, run, step="second")
     assert len(operator.submitted) == submitted  # refused before any call
 
@@ -146,7 +146,7 @@ def test_a_plan_makes_no_call_and_writes_nothing() -> None:
     assert plan.estimate.usd_per_hour == 7.2 and plan.estimate.at_most == pytest.approx(0.2)
     assert "--execution-info-uri" in plan.command
     text = plan.describe()
-    assert "nothing was sent" in text and "bought by max_cost $0.2" in text
+    assert "nothing was sent" in text and "bought by the step's max_cost ($0.2)" in text
     json.dumps(plan.as_dict())
 
 

@@ -169,8 +169,8 @@ class Budget:
 
     max_cost: float
     """USD this attempt may spend (what is left of the tightest budget)."""
-    field: str
-    """Where it comes from: ``max_cost`` of the step, the operator or the run."""
+    owner: str
+    """Whose ``max_cost`` it is: the ``step``'s, the ``operator``'s or the ``run``'s."""
     seconds: float | None
     """The runtime it buys on every node of the step (None: the step's price is zero)."""
     binding: bool = False
@@ -197,7 +197,8 @@ def budget_for(
     shortest_run: float = 60.0,
     what: str = "the step",
 ) -> Budget | None:
-    """The tightest of ``budgets`` (USD left, field name) turned into the time it buys.
+    """The tightest of ``budgets`` (USD left, whose ``max_cost``: ``step``, ``operator`` or
+    ``run``) turned into the time it buys.
 
     ConfigError before any call when a budget is set but no price is known (naming
     ``price_per_hour``), or when what is left buys less than ``shortest_run`` seconds (the
@@ -205,28 +206,31 @@ def budget_for(
     """
     if not budgets:
         return None
-    left, field_name = min(budgets)
+    left, owner = min(budgets)
     hourly = cost.usd_per_hour
     if hourly is None:
         reasons = "; ".join(cost.notes) or cost.source
         raise ConfigError(
-            f"{field_name} is set but {what} has no price ({reasons}); give the operator a "
+            f"the {owner}'s max_cost is set but {what} has no price ({reasons}); give the "
+            "operator a "
             "price_per_hour",
             field="price_per_hour",
         )
     if hourly == 0:
-        return Budget(left, field_name, None)
+        return Budget(left, owner, None)
     seconds = math.floor(round(left / hourly * 3600, 6))  # 0.6 / 6 * 3600 is 359.99...
     if seconds < shortest_run:
         raise ConfigError(
-            f"${max(left, 0):.4g} buys {max(seconds, 0)} s of {what} at ${hourly:.4g}/h for "
-            f"{cost.nodes} node(s); the shortest useful run is {shortest_run:g} s",
-            field=field_name,
+            f"the {owner}'s max_cost{' leaves' if owner == 'run' else ' is'} "
+            f"${max(left, 0):.4g}, which buys {max(seconds, 0)} s of {what} at "
+            f"${hourly:.4g}/h for {cost.nodes} node(s); the shortest useful run is "
+            f"{shortest_run:g} s",
+            field="max_cost",
             value=round(left, 6),
             has_value=True,
         )
     limit = cost.max_runtime
-    return Budget(left, field_name, float(seconds), binding=limit is None or seconds < limit)
+    return Budget(left, owner, float(seconds), binding=limit is None or seconds < limit)
 
 
 @dataclass(frozen=True)

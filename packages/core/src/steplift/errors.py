@@ -139,14 +139,14 @@ class BudgetExceeded(StepTimeout):
         handle: JobHandle | None = None,
         max_runtime: float | None = None,
         max_cost: float,
-        budget_field: str = "max_cost",
+        budget_owner: str = "step",
         cost: float | None = None,
     ) -> None:
         super().__init__(message, handle=handle, max_runtime=max_runtime)
         self.max_cost = max_cost
         """USD the attempt was allowed to spend."""
-        self.budget_field = budget_field
-        """Which budget stopped it (``max_cost`` of the step, the operator or the run)."""
+        self.budget_owner = budget_owner
+        """Whose ``max_cost`` stopped it: the ``step``'s, the ``operator``'s or the ``run``'s."""
         self.cost = cost
         """What the attempt cost, where known."""
 

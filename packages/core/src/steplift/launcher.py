@@ -324,16 +324,17 @@ class StepLauncher:
 
         The step's ``max_cost`` and the operator's count what earlier attempts of the step
         cost, the run's what every step of the run cost. ConfigError, before any call, for a
-        budget with no price to turn it into time, or one that buys less than a minute.
+        budget with no price to turn it into time, or one that buys less than the policy's
+        ``shortest_run``.
         """
         cost = estimate_cost(self.operator, info)
         spent_on_step = run.spent(info.step)
         budgets = [
-            (limit - spent, field_name)
-            for limit, spent, field_name in (
-                (options.max_cost, spent_on_step, "max_cost"),
-                (self.operator.config.max_cost, spent_on_step, "max_cost"),
-                (run.max_cost, run.spent(), "max_cost"),
+            (limit - spent, owner)
+            for limit, spent, owner in (
+                (options.max_cost, spent_on_step, "step"),
+                (self.operator.config.max_cost, spent_on_step, "operator"),
+                (run.max_cost, run.spent(), "run"),
             )
             if limit is not None
         ]
@@ -509,13 +510,14 @@ class StepLauncher:
             return timeout
         name = timeout.handle.name if timeout.handle else "the job"
         return BudgetExceeded(
-            f"job {name} was stopped by its budget: {budget.field} ${budget.max_cost:.4g} "
+            f"job {name} was stopped by its budget: the {budget.owner}'s max_cost left "
+            f"${budget.max_cost:.4g}, which "
             f"bought {budget.seconds:g} s at ${cost.usd_per_hour or 0:.4g}/h"
             + (f"; it cost ${spent:.4g}" if spent is not None else ""),
             handle=timeout.handle,
             max_runtime=budget.seconds,
             max_cost=budget.max_cost,
-            budget_field=budget.field,
+            budget_owner=budget.owner,
             cost=spent,
         )
 

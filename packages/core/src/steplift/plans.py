@@ -69,7 +69,7 @@ class StepPlan:
             if self.budget is None
             else {
                 "max_cost": self.budget.max_cost,
-                "field": self.budget.field,
+                "owner": self.budget.owner,
                 "seconds": self.budget.seconds,
                 "binding": self.budget.binding,
             },
@@ -99,7 +99,9 @@ class StepPlan:
             machine += " (spot)" if key.spot else ""
         runtime = f"{self.max_runtime:g} s" if self.max_runtime else "none (the cloud's default)"
         if self.budget is not None and self.budget.binding:
-            runtime += f", bought by {self.budget.field} ${self.budget.max_cost:.4g}"
+            runtime += (
+                f", bought by the {self.budget.owner}'s max_cost (${self.budget.max_cost:.4g})"
+            )
         lines = [
             f"operator:    {self.operator} (flavor {self.flavor})",
             f"step:        {self.step} of run {self.run}, {self.nodes} node(s)",
