@@ -221,3 +221,11 @@ def test_the_handle_exposes_the_cost() -> None:
     with pytest.raises(BudgetExceeded):
         handle.wait(timeout=30)
     assert handle.cost is not None and handle.cost >= 2.0
+
+
+def test_a_run_block_takes_a_budget() -> None:
+    operator = MemoryOperator(StepOperatorConfig(price_per_hour=DOLLAR_A_SECOND))
+    with steplift.run("r9", max_cost=2.0) as run:
+        plan = steplift.plan(steplift.step(operator=operator, code=False)(double_it), 1)
+    assert run.max_cost == 2.0
+    assert plan.max_runtime == 2.0 and plan.budget is not None and plan.budget.owner == "run"
