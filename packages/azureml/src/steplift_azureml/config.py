@@ -50,6 +50,12 @@ class AzureMLStepOperatorConfig(StepOperatorConfig):
         description="A registered environment, 'name:version' or 'name@latest'.",
     )
 
+    region: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9]*$",
+        description="The workspace's Azure region (eastus, westus2...): where steplift looks "
+        "up compute prices; nothing else uses it.",
+    )
     compute: str | None = Field(default=None, pattern=COMPUTE_PATTERN, description="Cluster name.")
     instance_type: str | None = Field(
         default=None, description="Serverless VM size, e.g. Standard_NC24ads_A100_v4."

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from steplift.cost import JobUsage, PriceKey
 from steplift.errors import StepFailed
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -217,6 +218,21 @@ class AzureMLStepOperator(StepOperator[AzureMLStepOperatorConfig]):
         request = requests.build_request(self.config, info, entrypoint_command, environment)
         return command_job(request)
 
+    def describe_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The job ``submit`` would create, as its REST body (no call)."""
+        return requests.build_request(self.config, info, entrypoint_command, environment)
+
+    def price_key(self, info: StepRunInfo) -> PriceKey:
+        """One VM of the step's size per node, in the config's ``region``. A step on a
+        cluster has no known size here (no parts): it needs a ``price_per_hour``."""
+        chosen = requests.placement(self.config, info)
+        size = chosen.get("instance_type")
+        parts = ((str(size), 1),) if size else ()
+        spot = info.resources.use_spot(self.config.spot)
+        return PriceKey("steplift_azureml", self.config.region, parts, spot)
+
     def _handle(self, name: str, info: StepRunInfo) -> JobHandle:
         config = self.config
         extra = {
@@ -333,6 +349,16 @@ class AzureMLStepOperator(StepOperator[AzureMLStepOperatorConfig]):
         finally:
             pages.close()
 
+    def job_usage(self, handle: JobHandle) -> JobUsage | None:
+        """The run history's ``startTimeUtc`` and ``endTimeUtc`` of the job (Azure ML reports
+        no billable time)."""
+        details = self.run_history.run_details(handle.job_id)
+        return JobUsage(
+            started=_epoch(details.get("startTimeUtc")),
+            ended=_epoch(details.get("endTimeUtc")),
+            source="Azure ML",
+        )
+
     def _terminal_error(self, handle: JobHandle) -> dict[str, Any] | None:
         with self._client_lock:
             if handle.job_id in self._errors:
@@ -378,3 +404,18 @@ class AzureMLStepOperator(StepOperator[AzureMLStepOperatorConfig]):
         with self._client_lock:
             self._layouts[handle.job_id] = layout
         return layout
+
+
+def _epoch(value: Any) -> float | None:
+    """An ISO 8601 time of the run history (``2026-12-06T03:25:50.123Z``) as epoch seconds."""
+    if not isinstance(value, str) or not value:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "step": "steplift.sdk",
     "submit": "steplift.sdk",
     "run_command": "steplift.sdk",
+    "plan": "steplift.sdk",
+    "plan_command": "steplift.sdk",
     "checkpoint_dir": "steplift.sdk",
     "distributed": "steplift.cluster",
     "Distributed": "steplift.cluster",
@@ -58,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "StepError": "steplift.errors",
     "StepFailed": "steplift.errors",
     "StepTimeout": "steplift.errors",
+    "BudgetExceeded": "steplift.errors",
     "StepCancelled": "steplift.errors",
 }
 
@@ -66,6 +69,7 @@ __all__ = [
     "distributed",
     "Distributed",
     "ArtifactStore",
+    "BudgetExceeded",
     "ConfigError",
     "FailureKind",
     "Flavor",
@@ -92,6 +96,8 @@ __all__ = [
     "StepliftError",
     "create_operator",
     "load_config",
+    "plan",
+    "plan_command",
     "run",
     "run_command",
     "step",
@@ -121,6 +127,7 @@ if TYPE_CHECKING:
     from steplift.cluster import Distributed, distributed
     from steplift.config import create_operator, load_config
     from steplift.errors import (
+        BudgetExceeded,
         ConfigError,
         FlavorNotFound,
         IntegrityError,
@@ -135,6 +142,15 @@ if TYPE_CHECKING:
     from steplift.operator import Flavor, LaunchObserver, StepOperator, StepOperatorConfig
     from steplift.polling import PollPolicy
     from steplift.runs import Run, run
-    from steplift.sdk import StepFunction, StepHandle, checkpoint_dir, run_command, step, submit
+    from steplift.sdk import (
+        StepFunction,
+        StepHandle,
+        checkpoint_dir,
+        plan,
+        plan_command,
+        run_command,
+        step,
+        submit,
+    )
     from steplift.states import FailureKind, JobState
     from steplift.store import ArtifactStore

@@ -40,30 +40,12 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a command as a job and stream its logs")
-    run.add_argument("--operator", help="configured operator to use (default: the config's)")
-    run.add_argument(
-        "--name", dest="run_name", help="run name (default: STEPLIFT_RUN or generated)"
+    _add_step_arguments(run)
+    plan = commands.add_parser(
+        "plan", help="show what run would send (request, machines, cost) without sending it"
     )
-    run.add_argument("--step", help="step name within the run (default: from the command)")
-    run.add_argument("--gpu", help="GPU type and count per node, e.g. A100:8")
-    run.add_argument("--nodes", type=int, help="machines the job spans (default 1)")
-    run.add_argument(
-        "--processes-per-node",
-        help="processes started per node, a number or 'gpu' for one per GPU (default 1)",
-    )
-    run.add_argument("--max-runtime", type=float, help="stop the job after this many seconds")
-    run.add_argument("--max-queue-time", type=float, help="give up if not started by then (s)")
-    run.add_argument("--retries", type=int, default=0, help="retry preempted/capacity failures")
-    run.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set an environment variable in the job (repeatable)",
-    )
-    run.add_argument(
-        "cmd", nargs=argparse.REMAINDER, metavar="-- CMD...", help="the command to run in the job"
-    )
+    _add_step_arguments(plan)
+    plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
 
     commands.add_parser("operators", help="installed flavors and configured operators")
     status = commands.add_parser("status", help="status of every step attempt of a run")
@@ -82,6 +64,39 @@ def _build_parser() -> argparse.ArgumentParser:
     cloud.choices = _EmulatorChoices()  # set after add_argument, which would list them now
     emulator.add_argument("args", nargs=argparse.REMAINDER, help="options for the emulator")
     return parser
+
+
+def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``run``, which ``plan`` shares."""
+    parser.add_argument("--operator", help="configured operator to use (default: the config's)")
+    parser.add_argument(
+        "--name", dest="run_name", help="run name (default: STEPLIFT_RUN or generated)"
+    )
+    parser.add_argument("--step", help="step name within the run (default: from the command)")
+    parser.add_argument("--gpu", help="GPU type and count per node, e.g. A100:8")
+    parser.add_argument("--nodes", type=int, help="machines the job spans (default 1)")
+    parser.add_argument(
+        "--processes-per-node",
+        help="processes started per node, a number or 'gpu' for one per GPU (default 1)",
+    )
+    parser.add_argument("--max-runtime", type=float, help="stop the job after this many seconds")
+    parser.add_argument("--max-queue-time", type=float, help="give up if not started by then (s)")
+    parser.add_argument(
+        "--max-cost",
+        type=float,
+        help="the run's budget in USD: the job is stopped by the cloud once it is spent",
+    )
+    parser.add_argument("--retries", type=int, default=0, help="retry preempted/capacity failures")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an environment variable in the job (repeatable)",
+    )
+    parser.add_argument(
+        "cmd", nargs=argparse.REMAINDER, metavar="-- CMD...", help="the command to run in the job"
+    )
 
 
 class _EmulatorChoices:
@@ -115,15 +130,20 @@ def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
     return environment
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from steplift.cli_observer import RichObserver
-    from steplift.sdk import make_options, resolve_operator, resolve_run, run_command
+def _step_request(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    """The command and the keyword arguments of ``run_command`` from ``run``'s arguments,
+    all validated before anything is printed or submitted."""
+    from steplift.runs import Run
+    from steplift.sdk import make_options, resolve_operator, resolve_run
 
     command = list(args.cmd)
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
-        raise _usage("run needs a command after --, e.g. steplift run -- python train.py")
+        raise _usage(
+            f"{args.command} needs a command after --, e.g. steplift {args.command} -- "
+            "python train.py"
+        )
     environment = _parse_env(args.env)
     resources: dict[str, object] = {
         key: value
@@ -134,15 +154,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    # Everything is validated before anything is printed or submitted.
     make_options(
         resources=resources or None,
         max_runtime=args.max_runtime,
         max_queue_time=args.max_queue_time,
         retries=args.retries,
     )
-    operator = resolve_operator(args.operator)
     run = resolve_run(args.run_name)
+    if args.max_cost is not None:  # the run's budget: every attempt of its step counts
+        run = Run(run.name, run.pipeline, max_cost=args.max_cost)
+    operator = resolve_operator(args.operator)
+    return command, {
+        "operator": operator,
+        "run": run,
+        "name": args.step,
+        "resources": resources or None,
+        "max_runtime": args.max_runtime,
+        "max_queue_time": args.max_queue_time,
+        "retries": args.retries,
+        "environment": environment,
+    }
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from steplift.cli_observer import RichObserver
+    from steplift.sdk import plan_command, run_command
+
+    command, options = _step_request(args)
+    operator, run = options["operator"], options["run"]
+    if run.max_cost is not None:
+        # A budget with no price, or too small to buy a run, is one error line, not a header
+        # then an error: the plan checks it (and makes no call).
+        plan_command(command, **options)
     err = _console(stderr=True)
     if args.gpu and operator.flavor == "local":
         err.print(
@@ -151,18 +194,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     err.print(
         f"[bold]steplift[/] run [bold]{_escape(run.name)}[/] on operator {_escape(operator.name)}"
     )
-    run_command(
-        command,
-        operator=operator,
-        run=run,
-        name=args.step,
-        resources=resources or None,
-        max_runtime=args.max_runtime,
-        max_queue_time=args.max_queue_time,
-        retries=args.retries,
-        environment=environment,
-        observer=RichObserver(err),
-    )
+    run_command(command, **options, observer=RichObserver(err))
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from steplift.sdk import plan_command
+
+    command, options = _step_request(args)
+    plan = plan_command(command, **options)
+    if args.json:
+        print(json.dumps(plan.as_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        print(plan.describe())
     return EXIT_OK
 
 
@@ -238,16 +284,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     records = RunIndex().steps(args.run)
     table = Table(title=f"Run {args.run}")
-    for column in ("step", "attempt", "operator", "job", "state", "message"):
+    for column in ("step", "attempt", "operator", "job", "state", "cost", "message"):
         table.add_column(column)
     for record in records:
         state, message = _live_status(record)
         job = record.handle.name if record.handle else "-"
         table.add_row(
-            record.step, str(record.attempt), record.operator, job, state, _escape(message)
+            record.step,
+            str(record.attempt),
+            record.operator,
+            job,
+            state,
+            _cost_text(record.cost, record.max_cost),
+            _escape(message),
         )
-    _console().print(table)
+    known = [record.cost for record in records if record.cost is not None]
+    unknown = len(records) - len(known)
+    total = f"total cost: ${sum(known):.4f}" if known else "total cost: unknown"
+    if known and unknown:
+        total += f" ({unknown} attempt(s) without a known cost)"
+    console = _console()
+    console.print(table)
+    console.print(total)
     return EXIT_OK
+
+
+def _cost_text(cost: float | None, budget: float | None) -> str:
+    text = f"${cost:.4f}" if cost is not None else "-"
+    return f"{text} of ${budget:.4g}" if budget is not None else text
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
@@ -364,6 +428,7 @@ def _usage(message: str) -> _UsageError:
 
 _COMMANDS = {
     "run": _cmd_run,
+    "plan": _cmd_plan,
     "operators": _cmd_operators,
     "status": _cmd_status,
     "logs": _cmd_logs,

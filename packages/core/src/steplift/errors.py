@@ -125,6 +125,32 @@ class StepTimeout(StepError):
         self.max_runtime = max_runtime
 
 
+class BudgetExceeded(StepTimeout):
+    """The job was stopped by its budget: the max runtime its ``max_cost`` bought ran out.
+
+    A kind of :class:`StepTimeout`, because the cloud stopped it the same way (its own
+    stopping condition), so code that handles timeouts handles budgets too.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        handle: JobHandle | None = None,
+        max_runtime: float | None = None,
+        max_cost: float,
+        budget_owner: str = "step",
+        cost: float | None = None,
+    ) -> None:
+        super().__init__(message, handle=handle, max_runtime=max_runtime)
+        self.max_cost = max_cost
+        """USD the attempt was allowed to spend."""
+        self.budget_owner = budget_owner
+        """Whose ``max_cost`` stopped it: the ``step``'s, the ``operator``'s or the ``run``'s."""
+        self.cost = cost
+        """What the attempt cost, where known."""
+
+
 class StepCancelled(StepError):
     """The job was cancelled, by a signal in this process or from elsewhere."""
 
@@ -147,6 +173,7 @@ class StepCancelled(StepError):
 
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigError",
     "FlavorNotFound",
     "IntegrityError",

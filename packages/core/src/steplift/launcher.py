@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from steplift.cost import Budget, CostEstimate, JobUsage, attempt_cost, budget_for, check_budget
+from steplift.cost import estimate as estimate_cost
 from steplift.entrypoint import (
     EXECUTION_INFO_SHA256_OPTION,
     EXECUTION_INFO_URI_OPTION,
     StepEntrypointConfiguration,
 )
-from steplift.errors import ConfigError, StepFailed
+from steplift.errors import BudgetExceeded, ConfigError, StepError, StepFailed, StepTimeout
 from steplift.execution import (
     CodeRef,
     ExecutionInfo,
@@ -32,7 +34,7 @@ from steplift.execution import (
 )
 from steplift.models import JobHandle, JobStatus, Resources, StepRunInfo
 from steplift.operator import LaunchObserver, StepOperator
-from steplift.payloads import SUFFIXES, PayloadRef, encode, read_payload, sha256_hex
+from steplift.payloads import SUFFIXES, Format, PayloadRef, encode, read_payload, sha256_hex
 from steplift.runs import Run, RunIndex, StepRecord, check_name
 from steplift.states import FailureKind
 from steplift.store import ArtifactStore, join_uri
@@ -40,6 +42,7 @@ from steplift.store import ArtifactStore, join_uri
 if TYPE_CHECKING:
     from steplift.packaging.requirements import RequirementsText
     from steplift.packaging.shipping import CodePlan
+    from steplift.plans import StepPlan
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,11 @@ class StepOptions:
     """``"auto"``, ``False`` or a folder; None: the operator's ``code``."""
     requirements: str | tuple[str, ...] | None = None
     """Requirement strings, a requirements file or ``"auto"``; None: the operator's."""
+    max_cost: float | None = None
+    """USD the step may cost, every node and attempt counted (see :mod:`steplift.cost`)."""
 
     def __post_init__(self) -> None:
+        check_budget(self.max_cost, "max_cost")
         if self.code is not None:
             from steplift.packaging.shipping import check_code_setting
 
@@ -180,6 +186,13 @@ def _importable_module(function: Any) -> tuple[str, str | None]:
     return module_name, str(root)
 
 
+def _inputs_data(spec: StepSpec) -> tuple[bytes, Format]:
+    """A function step's arguments, encoded (a command has none)."""
+    if spec.kind != "function":
+        return b"", "json"
+    return encode({"args": list(spec.args), "kwargs": spec.kwargs})
+
+
 @dataclass(frozen=True)
 class Shipment:
     """What a step's jobs get besides their image: the code package and the requirements."""
@@ -231,6 +244,12 @@ class StepLauncher:
         self.operator = operator
         self.observer = observer or LaunchObserver()
         self.index = index or RunIndex()
+        self._costs: list[float] = []
+
+    @property
+    def cost(self) -> float | None:
+        """USD the attempts this launcher ran cost (None: no price known for any of them)."""
+        return sum(self._costs) if self._costs else None
 
     @property
     def store(self) -> ArtifactStore:
@@ -297,6 +316,81 @@ class StepLauncher:
             artifact_uri=folder,
         )
 
+    def budgeted_info(
+        self, info: StepRunInfo, *, run: Run, options: StepOptions
+    ) -> tuple[StepRunInfo, CostEstimate, Budget | None]:
+        """The attempt with the max runtime its budget buys (the smaller one wins), its cost
+        estimate and its budget.
+
+        The step's ``max_cost`` and the operator's count what earlier attempts of the step
+        cost, the run's what every step of the run cost. ConfigError, before any call, for a
+        budget with no price to turn it into time, or one that buys less than the policy's
+        ``shortest_run``.
+        """
+        cost = estimate_cost(self.operator, info)
+        spent_on_step = run.spent(info.step)
+        budgets = [
+            (limit - spent, owner)
+            for limit, spent, owner in (
+                (options.max_cost, spent_on_step, "step"),
+                (self.operator.config.max_cost, spent_on_step, "operator"),
+                (run.max_cost, run.spent(), "run"),
+            )
+            if limit is not None
+        ]
+        budget = budget_for(
+            budgets, cost, shortest_run=self.operator.policy.shortest_run, what=f"step {info.step}"
+        )
+        if budget is None or not budget.binding or budget.seconds is None:
+            return info, cost, budget
+        info = info.model_copy(update={"max_runtime": budget.seconds})
+        return info, estimate_cost(self.operator, info), budget
+
+    def plan(self, spec: StepSpec, *, run: Run, step: str, options: StepOptions) -> StepPlan:
+        """Everything a launch of the step's first attempt would do up to the create call,
+        and nothing after: no provider call, no upload, nothing written.
+
+        ConfigError (what ``run`` would raise before any call) when the step would be refused.
+        """
+        from steplift.packaging.shipping import code_uri
+        from steplift.plans import CodeSummary, StepPlan
+
+        check_name("step", step)
+        shipment = self.plan_shipment(spec, options)
+        info = self.step_info(run=run, step=step, attempt=1, options=options)
+        info, cost, budget = self.budgeted_info(info, run=run, options=options)
+        self.operator.check_step(info)
+        execution, _ = self._execution(spec, info, shipment)
+        blob = execution.model_dump_json(indent=2).encode()
+        command = self.entrypoint_command(execution_info_uri(info.artifact_uri), sha256_hex(blob))
+        environment = self.operator.job_environment(info)
+        request = self.operator.describe_request(info, command, environment)
+        code = None
+        if shipment.code is not None:
+            package = shipment.code.package
+            code = CodeSummary(
+                sha256=package.sha256,
+                files=package.files,
+                size=package.size,
+                compressed_size=len(package.data),
+                uri=code_uri(self.operator.artifact_root, package.sha256),
+            )
+        return StepPlan(
+            operator=self.operator.name,
+            flavor=self.operator.flavor,
+            run=run.name,
+            step=step,
+            nodes=info.resources.nodes,
+            price_key=self.operator.price_key(info),
+            max_runtime=info.max_runtime,
+            budget=budget,
+            estimate=cost,
+            code=code,
+            requirements=shipment.requirements.text if shipment.requirements else None,
+            command=command,
+            request=request,
+        )
+
     def plan_shipment(self, spec: StepSpec, options: StepOptions) -> Shipment:
         """Pack the step's code and read its requirements (no call is made).
 
@@ -327,6 +421,7 @@ class StepLauncher:
         if shipment is None:
             shipment = self.plan_shipment(spec, options)
         info = self.step_info(run=run, step=step, attempt=attempt, options=options)
+        info, cost, budget = self.budgeted_info(info, run=run, options=options)
         entry = StepRecord(
             run=run.name,
             pipeline=run.pipeline,
@@ -336,6 +431,7 @@ class StepLauncher:
             flavor=self.operator.flavor,
             operator_config=self.operator.portable_config(),
             artifact_uri=info.artifact_uri,
+            max_cost=budget.max_cost if budget else None,
         )
         self.operator.check_step(info)
         # Checks first that a stored attempt ran the same thing, so a relaunch with other
@@ -359,10 +455,21 @@ class StepLauncher:
                 self.observer.on_job(found[0], True)
                 self.operator.stream_logs(found[0], None, self.observer)
                 self.observer.on_status(found[1])
+                if stored.status == "failed" and found[1].failure_kind is FailureKind.TIMEOUT:
+                    # The cloud stopped it at its max runtime (the step, killed, recorded only
+                    # its signal): the same error a launch watching it would have raised.
+                    spent = self._charge(run, entry, found[0], cost, None)
+                    timeout = StepTimeout(
+                        f"job {found[0].name} ran past its max runtime: {found[1].message}",
+                        handle=found[0],
+                        max_runtime=info.max_runtime,
+                    )
+                    raise self._budget_error(timeout, budget, cost, spent) from None
             return self._value_of(stored, entry.handle)
         command = self.entrypoint_command(info_uri, info_sha)
         self.index.record(entry)
         observer = _IndexingObserver(self.observer, self.index, entry)
+        started = self.operator.clock()
         try:
             result_at = result_uri(info.artifact_uri)
             self.operator.launch(
@@ -371,11 +478,18 @@ class StepLauncher:
                 observer=observer,
                 done_signal=lambda: self.store.exists(result_at),
             )
-        except StepFailed as failure:
+        except StepError as error:
+            spent = self._charge(run, entry, observer.handle, cost, started)
+            if isinstance(error, StepTimeout):
+                raise self._budget_error(error, budget, cost, spent) from None
+            if not isinstance(error, StepFailed):
+                raise
+            failure = error
             record = self._stored_result(info)
             if record is not None and record.status == "failed":
                 raise self._remote_failure(record, observer.handle, failure) from None
             raise
+        self._charge(run, entry, observer.handle, cost, started)
         record = self._stored_result(info)
         if record is None:
             raise StepFailed(
@@ -385,6 +499,55 @@ class StepLauncher:
                 failure_kind=FailureKind.INFRASTRUCTURE,
             )
         return self._value_of(record, observer.handle)
+
+    @staticmethod
+    def _budget_error(
+        timeout: StepTimeout, budget: Budget | None, cost: CostEstimate, spent: float | None
+    ) -> StepTimeout:
+        """BudgetExceeded when the budget set the max runtime that stopped the job; else the
+        timeout as it is."""
+        if budget is None or not budget.binding or budget.seconds is None:
+            return timeout
+        name = timeout.handle.name if timeout.handle else "the job"
+        return BudgetExceeded(
+            f"job {name} was stopped by its budget: the {budget.owner}'s max_cost left "
+            f"${budget.max_cost:.4g}, which "
+            f"bought {budget.seconds:g} s at ${cost.usd_per_hour or 0:.4g}/h"
+            + (f"; it cost ${spent:.4g}" if spent is not None else ""),
+            handle=timeout.handle,
+            max_runtime=budget.seconds,
+            max_cost=budget.max_cost,
+            budget_owner=budget.owner,
+            cost=spent,
+        )
+
+    def _charge(
+        self,
+        run: Run,
+        entry: StepRecord,
+        handle: JobHandle | None,
+        cost: CostEstimate,
+        started: float | None,
+    ) -> float | None:
+        """Work out what the ended attempt cost, record it and charge it to the run
+        (``started``: when this launcher started watching it, None if it did not)."""
+        usage: JobUsage | None = None
+        if handle is not None:
+            try:
+                usage = self.operator.job_usage(handle)
+            except Exception as error:  # the cost is a report: never fail a step over it
+                self.observer.on_warning(f"the cost of job {handle.name} is unknown: {error}")
+        if usage is None and started is not None:
+            # The launcher's own watch: from launch to end, queueing included (an upper bound).
+            usage = JobUsage(started=started, ended=self.operator.clock(), source="launcher")
+        usage = usage or JobUsage()
+        spent, basis = attempt_cost(usage, cost)
+        entry.cost, entry.cost_basis = spent, basis
+        self.index.record(entry)
+        if spent is not None:
+            run.charge(entry.step, spent)
+            self._costs.append(spent)
+        return spent
 
     def _still_running(self, info: StepRunInfo) -> bool:
         """Whether a multi-process step's job is still running (its other nodes may fail)."""
@@ -429,17 +592,47 @@ class StepLauncher:
 
         A relaunch reuses what is stored, after checking it describes the same step.
         """
-        from steplift.packaging.functions import python_version
-        from steplift.packaging.shipping import code_uri, store_package
+        from steplift.packaging.shipping import store_package
 
         if shipment is None:
             shipment = self.plan_shipment(spec, StepOptions())
         info_uri = execution_info_uri(info.artifact_uri)
-        inputs_data, inputs_format = (
-            encode({"args": list(spec.args), "kwargs": spec.kwargs})
-            if spec.kind == "function"
-            else (b"", "json")
-        )
+        execution, inputs_data = self._execution(spec, info, shipment)
+        if self.store.exists(info_uri):
+            existing_blob = self.store.get(info_uri)
+            existing = ExecutionInfo.model_validate_json(existing_blob)
+            if (existing.step_ref, existing.command, existing.inputs) != (
+                execution.step_ref,
+                execution.command,
+                execution.inputs,
+            ):
+                raise ConfigError(
+                    f"step attempt {info.attempt_key} was already launched with a different "
+                    "function, command or inputs; launch it under a new run name",
+                    field="run",
+                    value=info.run,
+                    has_value=True,
+                )
+            return info_uri, sha256_hex(existing_blob)
+        if shipment.code is not None:
+            store_package(self.store, self.operator.artifact_root, shipment.code.package)
+        if execution.function is not None and spec.pickled is not None:
+            self.store.put(execution.function.uri, spec.pickled)
+        if execution.inputs is not None:
+            self.store.put(execution.inputs.uri, inputs_data)
+        blob = execution.model_dump_json(indent=2).encode()
+        self.store.put(info_uri, blob)
+        return info_uri, sha256_hex(blob)
+
+    def _execution(
+        self, spec: StepSpec, info: StepRunInfo, shipment: Shipment
+    ) -> tuple[ExecutionInfo, bytes]:
+        """The execution info of an attempt as ``prepare`` stores it, and the encoded
+        inputs it names (no call)."""
+        from steplift.packaging.functions import python_version
+        from steplift.packaging.shipping import code_uri
+
+        inputs_data, inputs_format = _inputs_data(spec)
         inputs_ref = None
         if spec.kind == "function":
             suffix = SUFFIXES[inputs_format]
@@ -486,31 +679,7 @@ class StepLauncher:
             processes_per_node=self.operator.processes_per_node(info),
             gpus_per_node=self.operator.gpus_per_node(info),
         )
-        if self.store.exists(info_uri):
-            existing_blob = self.store.get(info_uri)
-            existing = ExecutionInfo.model_validate_json(existing_blob)
-            if (existing.step_ref, existing.command, existing.inputs) != (
-                execution.step_ref,
-                execution.command,
-                execution.inputs,
-            ):
-                raise ConfigError(
-                    f"step attempt {info.attempt_key} was already launched with a different "
-                    "function, command or inputs; launch it under a new run name",
-                    field="run",
-                    value=info.run,
-                    has_value=True,
-                )
-            return info_uri, sha256_hex(existing_blob)
-        if plan is not None:
-            store_package(self.store, self.operator.artifact_root, plan.package)
-        if function_ref is not None and spec.pickled is not None:
-            self.store.put(function_ref.uri, spec.pickled)
-        if inputs_ref is not None:
-            self.store.put(inputs_ref.uri, inputs_data)
-        blob = execution.model_dump_json(indent=2).encode()
-        self.store.put(info_uri, blob)
-        return info_uri, sha256_hex(blob)
+        return execution, inputs_data
 
     def _value_of(self, record: ResultRecord, handle: JobHandle | None) -> Any:
         if record.status == "failed":

@@ -15,7 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from typing_extensions import TypeVar as DefaultTypeVar
@@ -31,6 +31,9 @@ from steplift.models import JobHandle, JobStatus, LogChunk, StepRunInfo, config_
 from steplift.polling import DEFAULT_CLOCK, DEFAULT_SLEEP, Clock, Sleep
 from steplift.secrets import SECRETS_ENV
 from steplift.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from steplift.cost import JobUsage, PriceKey
 
 __all__ = [
     "CHECKPOINT_ENV",
@@ -62,6 +65,22 @@ class StepOperatorConfig(BaseModel):
         default=None,
         gt=0,
         description="Give up on a job still waiting for capacity after this many seconds.",
+    )
+    price_per_hour: float | None = Field(
+        default=None,
+        ge=0,
+        strict=True,  # a number, never a string or a boolean read as one
+        allow_inf_nan=False,
+        description="USD per node-hour of this operator's jobs (spot or not); overrides the "
+        "flavor's price catalog, or prices what the catalog does not.",
+    )
+    max_cost: float | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Most a step of this operator may cost, in USD, counting every node and "
+        "attempt; turned into the job's max runtime before it is submitted.",
     )
     secrets: dict[str, str] = Field(
         default_factory=dict,
@@ -234,6 +253,23 @@ class StepOperator(ABC, Generic[ConfigT]):
     def world_size(self, info: StepRunInfo) -> int:
         """Processes the step runs across all its nodes."""
         return info.resources.nodes * self.processes_per_node(info)
+
+    def describe_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """The exact create request ``submit`` would send, as JSON-able data, without any
+        call (None: this flavor cannot say). ``steplift plan`` shows it."""
+        return None
+
+    def price_key(self, info: StepRunInfo) -> PriceKey | None:
+        """What this flavor's price catalog prices one node of the step by (None: it has
+        no catalog); see :mod:`steplift.cost`."""
+        return None
+
+    def job_usage(self, handle: JobHandle) -> JobUsage | None:
+        """What the ended job used, as the provider reports it (start and end times, billable
+        seconds); None: the launcher's own watch of the job is used instead."""
+        return None
 
     def job_environment(self, info: StepRunInfo) -> dict[str, str]:
         """The environment of the job: the operator's, then the step's on top."""

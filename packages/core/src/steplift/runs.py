@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from steplift.cost import check_budget
 from steplift.errors import ConfigError
 from steplift.models import NAME_PATTERN, JobHandle
 
@@ -54,13 +55,33 @@ def generate_run_name() -> str:
 
 
 class Run:
-    """A named run; step names are made unique within it (``train``, ``train_2``, ...)."""
+    """A named run; step names are made unique within it (``train``, ``train_2``, ...).
 
-    def __init__(self, name: str, pipeline: str = DEFAULT_PIPELINE) -> None:
+    ``max_cost`` (USD) is the run's budget: every step attempt launched in it is charged what
+    it cost, and a step is given only the time what is left buys.
+    """
+
+    def __init__(
+        self, name: str, pipeline: str = DEFAULT_PIPELINE, *, max_cost: float | None = None
+    ) -> None:
         self.name = check_name("run", name)
         self.pipeline = check_name("pipeline", pipeline)
+        self.max_cost = check_budget(max_cost, "max_cost")
         self._calls: dict[str, int] = {}
+        self._spent: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def charge(self, step: str, usd: float) -> None:
+        """Count what an attempt of ``step`` cost against the run's (and the step's) budget."""
+        with self._lock:
+            self._spent[step] = self._spent.get(step, 0.0) + usd
+
+    def spent(self, step: str | None = None) -> float:
+        """USD charged so far to the run, or to one of its steps."""
+        with self._lock:
+            if step is not None:
+                return self._spent.get(step, 0.0)
+            return sum(self._spent.values())
 
     def step_name(self, base: str) -> str:
         """The name of the next invocation of step ``base`` in this run."""
@@ -94,11 +115,17 @@ def current_run() -> Run:
 
 
 @contextmanager
-def run(name: str | None = None, pipeline: str | None = None) -> Iterator[Run]:
-    """Launch the steps inside the block as one run: ``with steplift.run("nightly-7"): ...``."""
+def run(
+    name: str | None = None, pipeline: str | None = None, *, max_cost: float | None = None
+) -> Iterator[Run]:
+    """Launch the steps inside the block as one run: ``with steplift.run("nightly-7"): ...``.
+
+    ``max_cost`` (USD) is a budget for every step attempt of the run together.
+    """
     active = Run(
         name or os.environ.get(RUN_ENV) or generate_run_name(),
         pipeline or os.environ.get(PIPELINE_ENV) or DEFAULT_PIPELINE,
+        max_cost=max_cost,
     )
     token = _current.set(active)
     try:
@@ -128,6 +155,12 @@ class StepRecord(BaseModel):
     handle: JobHandle | None = None
     state: str = "PREPARING"
     message: str = ""
+    max_cost: float | None = None
+    """USD the attempt was allowed to spend (None: no budget)."""
+    cost: float | None = None
+    """USD the attempt cost, once it ended and where a price is known."""
+    cost_basis: str = ""
+    """How ``cost`` was worked out (billable time, start and end times, the price's source)."""
     created: float = Field(default_factory=time.time)
     updated: float = Field(default_factory=time.time)
 

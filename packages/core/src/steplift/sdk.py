@@ -8,7 +8,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
 
@@ -19,6 +19,9 @@ from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.models import JobHandle, JobStatus, Resources, config_error_from
 from steplift.operator import CHECKPOINT_ENV, LaunchObserver, StepOperator
 from steplift.runs import DEFAULT_PIPELINE, Run, current_run
+
+if TYPE_CHECKING:
+    from steplift.plans import StepPlan
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,6 +67,7 @@ def make_options(
     tags: Mapping[str, str] | None = None,
     code: bool | str | None = None,
     requirements: RequirementsLike = None,
+    max_cost: float | None = None,
 ) -> StepOptions:
     """Validate step options; ConfigError names the bad field."""
     if resources is None:
@@ -87,6 +91,7 @@ def make_options(
         tags=dict(tags or {}),
         code=code,
         requirements=_requirements(requirements),
+        max_cost=max_cost,
     )
 
 
@@ -193,6 +198,11 @@ class StepHandle:
         with self._lock:
             return list(self._logs)
 
+    @property
+    def cost(self) -> float | None:
+        """USD the step's ended attempts cost so far (None: no price known for any)."""
+        return self._launcher.cost
+
 
 class StepFunction(Generic[P, R]):
     """A function that runs as a job when called. Made by :func:`step`."""
@@ -260,6 +270,13 @@ class StepFunction(Generic[P, R]):
         value: R = launcher.run(spec, run=run, step=step, options=self.options)
         return value
 
+    def plan(self, *args: P.args, **kwargs: P.kwargs) -> StepPlan:
+        """What calling the step would send, without sending anything (see :func:`plan`)."""
+        spec = StepSpec.for_function(self.__steplift_function__, args, kwargs)
+        run = resolve_run(self.run)
+        launcher = StepLauncher(resolve_operator(self.operator))
+        return launcher.plan(spec, run=run, step=self.name, options=self.options)
+
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> StepHandle:
         """Start the step in the background and return its handle."""
         launcher, spec, run, step = self._prepare(args, kwargs)
@@ -285,6 +302,7 @@ def step(
     tags: Mapping[str, str] | None = None,
     code: bool | str | None = None,
     requirements: RequirementsLike = None,
+    max_cost: float | None = None,
     name: str | None = None,
 ) -> Callable[[Callable[P, R]], StepFunction[P, R]]: ...
 
@@ -305,6 +323,7 @@ def step(
     tags: Mapping[str, str] | None = None,
     code: bool | str | None = None,
     requirements: RequirementsLike = None,
+    max_cost: float | None = None,
     name: str | None = None,
 ) -> StepFunction[P, R] | Callable[[Callable[P, R]], StepFunction[P, R]]:
     """Make a function a step: calling it runs it as a job and returns its value.
@@ -318,7 +337,9 @@ def step(
     ``code`` is what code the job gets (``"auto"``: the step's project, packaged; ``False``;
     or a folder) and ``requirements`` what pip installs in the job first (a list, a
     requirements file, or ``"auto"`` for the project's dependencies); both default to the
-    operator's.
+    operator's. ``max_cost`` (USD) is the step's budget, every node and attempt counted: it
+    becomes the job's max runtime, so the cloud stops the job at its budget
+    (:class:`~steplift.errors.BudgetExceeded`).
     """
     options = make_options(
         resources=resources,
@@ -332,6 +353,7 @@ def step(
         tags=tags,
         code=code,
         requirements=requirements,
+        max_cost=max_cost,
     )
 
     def decorate(inner: Callable[P, R]) -> StepFunction[P, R]:
@@ -391,6 +413,7 @@ def run_command(
     tags: Mapping[str, str] | None = None,
     code: bool | str | None = None,
     requirements: RequirementsLike = None,
+    max_cost: float | None = None,
     observer: LaunchObserver | None = None,
 ) -> int:
     """Run a plain command as a job; returns 0 or raises StepFailed with its exit code."""
@@ -405,6 +428,7 @@ def run_command(
         tags=tags,
         code=code,
         requirements=requirements,
+        max_cost=max_cost,
     )
     active = resolve_run(run)
     step_name = active.step_name(name or command_step_name(command))
@@ -415,8 +439,59 @@ def run_command(
     return int(code or 0)
 
 
+def plan(function: Callable[..., Any], *args: Any, **kwargs: Any) -> StepPlan:
+    """What calling the step would send, without sending anything: ``steplift.plan(train, 3)``.
+
+    Takes what :func:`submit` takes. Returns a :class:`~steplift.plans.StepPlan` (the
+    operator, machines, the exact request body, code package, max runtime, cost estimate);
+    raises the ConfigError a launch would raise before any call. Makes no provider call and
+    uploads nothing.
+    """
+    step_function = function if isinstance(function, StepFunction) else step(function)
+    return step_function.plan(*args, **kwargs)
+
+
+def plan_command(
+    command: list[str],
+    *,
+    operator: OperatorLike = None,
+    run: str | Run | None = None,
+    name: str | None = None,
+    resources: ResourcesLike = None,
+    max_runtime: float | None = None,
+    max_queue_time: float | None = None,
+    retries: int = 0,
+    environment: Mapping[str, str] | None = None,
+    image: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    code: bool | str | None = None,
+    requirements: RequirementsLike = None,
+    max_cost: float | None = None,
+) -> StepPlan:
+    """What :func:`run_command` would send, without sending anything (``steplift plan``)."""
+    spec = StepSpec.for_command(command)
+    options = make_options(
+        resources=resources,
+        max_runtime=max_runtime,
+        max_queue_time=max_queue_time,
+        retries=retries,
+        environment=environment,
+        image=image,
+        tags=tags,
+        code=code,
+        requirements=requirements,
+        max_cost=max_cost,
+    )
+    active = resolve_run(run)
+    launcher = StepLauncher(resolve_operator(operator))
+    step_name = name or command_step_name(command)
+    return launcher.plan(spec, run=active, step=step_name, options=options)
+
+
 __all__ = [
     "checkpoint_dir",
+    "plan",
+    "plan_command",
     "StepFunction",
     "StepHandle",
     "resolve_operator",

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from steplift.cost import JobUsage, PriceKey
 from steplift.errors import ConfigError, StepFailed
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -143,6 +144,19 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
         """The deterministic training-job name of a step attempt."""
         return requests.job_name(info)
 
+    def describe_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The CreateTrainingJob request ``submit`` would send (no call)."""
+        return requests.build_request(self.config, info, entrypoint_command, environment)
+
+    def price_key(self, info: StepRunInfo) -> PriceKey:
+        """One training instance of the step's type per node, in the config's region."""
+        spot = info.resources.use_spot(self.config.spot)
+        return PriceKey(
+            "steplift_sagemaker", self.config.region, ((self.instance_type(info), 1),), spot
+        )
+
     # -- primitives -------------------------------------------------------------------------
 
     def _handle(self, name: str, arn: str | None = None, instance_count: int = 1) -> JobHandle:
@@ -216,6 +230,22 @@ class SageMakerStepOperator(StepOperator[SageMakerStepOperatorConfig]):
         else:
             self._note_created(handle.job_id, _epoch(description.get("CreationTime")))
         return status
+
+    def job_usage(self, handle: JobHandle) -> JobUsage | None:
+        """DescribeTrainingJob's BillableTimeInSeconds (per instance, after the managed-spot
+        saving), its InstanceCount, and its training start and end times."""
+        description = self._describe(handle.job_id)
+        if description is None:
+            return None
+        billable = description.get("BillableTimeInSeconds")
+        count = (description.get("ResourceConfig") or {}).get("InstanceCount")
+        return JobUsage(
+            started=_epoch(description.get("TrainingStartTime")),
+            ended=_epoch(description.get("TrainingEndTime")),
+            billable_seconds=None if billable is None else float(billable),
+            instances=None if count is None else int(count),
+            source="SageMaker",
+        )
 
     def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
         """The jobs among ``handles`` that ListTrainingJobs shows, by job id.

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from steplift.cost import JobUsage, PriceKey
 from steplift.errors import ConfigError
 from steplift.launch.paging import collect_statuses
 from steplift.launch.policy import LaunchPolicy
@@ -118,6 +119,22 @@ class VertexStepOperator(StepOperator[VertexStepOperatorConfig]):
         """The accelerators of each replica's machine (the step's, else the config's)."""
         return step_machine(self.config, info).accelerator_count
 
+    def describe_request(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """The CustomJob ``submit`` would create (no call)."""
+        return build_request(self.config, info, entrypoint_command, environment)
+
+    def price_key(self, info: StepRunInfo) -> PriceKey:
+        """Each replica's machine plus its accelerators (Vertex prices them apart), in the
+        config's location."""
+        machine = step_machine(self.config, info)
+        parts = [(machine.machine_type, 1)]
+        if machine.accelerator_type:
+            parts.append((machine.accelerator_type, machine.accelerator_count))
+        spot = info.resources.use_spot(self.config.spot)
+        return PriceKey("steplift_vertex", self.config.location, tuple(parts), spot)
+
     def check_step(self, info: StepRunInfo) -> None:
         """Refuse, before any call, a step Vertex AI would refuse or could not run (see
         :func:`steplift_vertex.requests.check_request`)."""
@@ -203,6 +220,19 @@ class VertexStepOperator(StepOperator[VertexStepOperatorConfig]):
                 failure_kind=FailureKind.INFRASTRUCTURE,
             )
         return status_from_job(job)
+
+    def job_usage(self, handle: JobHandle) -> JobUsage | None:
+        """The CustomJob's ``startTime`` and ``endTime`` (Vertex reports no billable time)."""
+        job = self.client.get_custom_job(
+            name=handle.job_id,
+            retry=read_retry(self.transport_retry),
+            timeout=self.call_timeout,
+        )
+        return JobUsage(
+            started=_epoch(getattr(job, "start_time", None)),
+            ended=_epoch(getattr(job, "end_time", None)),
+            source="Vertex AI",
+        )
 
     def get_statuses(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
         """The statuses of many jobs from one ``customJobs.list``, a page per 100 jobs.
@@ -294,3 +324,10 @@ def _timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with exactly six fractional digits, so that strings sort as times
     (nanoseconds are cut: the value is only ever a lower bound of a filter)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _epoch(value: Any) -> float | None:
+    """A proto timestamp (a datetime; None or the epoch itself when unset) as epoch seconds."""
+    timestamp = getattr(value, "timestamp", None)
+    seconds = float(timestamp()) if callable(timestamp) else None
+    return seconds if seconds else None

@@ -93,10 +93,10 @@ class LocalStepOperator(StepOperator[LocalStepOperatorConfig]):
             flavor="local", job_id=name, name=name, extra={"dir": str(self.jobs_dir / name)}
         )
 
-    def submit(
+    def describe_request(
         self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
-    ) -> JobHandle:
-        name = info.job_name()
+    ) -> dict[str, Any]:
+        """The job's ``job.json`` as ``submit`` writes it (without its creation time)."""
         command = list(entrypoint_command)
         if command and command[0] in ("python", "python3"):
             # The job runs with this interpreter, so it sees the same installed packages.
@@ -104,13 +104,21 @@ class LocalStepOperator(StepOperator[LocalStepOperatorConfig]):
         if CACHE_ENV not in os.environ and CACHE_ENV not in environment:
             # Unpacked code and installed requirements stay with this operator's jobs.
             environment = {**environment, CACHE_ENV: str(self.root / "cache")}
-        spec = {
+        return {
             "command": command,
             "environment": environment,
             "cwd": self.config.working_dir or os.getcwd(),
             "max_runtime": info.max_runtime or self.config.max_runtime,
             "nodes": info.resources.nodes,
             "attempt_key": info.attempt_key,
+        }
+
+    def submit(
+        self, info: StepRunInfo, entrypoint_command: list[str], environment: dict[str, str]
+    ) -> JobHandle:
+        name = info.job_name()
+        spec = {
+            **self.describe_request(info, entrypoint_command, environment),
             "created": time.time(),
         }
         self.jobs_dir.mkdir(parents=True, exist_ok=True)

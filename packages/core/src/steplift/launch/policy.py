@@ -36,6 +36,10 @@ class LaunchPolicy:
     thread's life; azure-ai-ml's alone kept ~200 MiB for 1000 threads). None: in place."""
     status_gather: float = 0.02
     """Seconds a batched status call waits for the other launches waking with it."""
+    shortest_run: float = 60.0
+    """Seconds: a budget (``max_cost``) that buys less runtime than this is refused before any
+    call, since a job spends about that long starting (emulators, which start in a blink,
+    lower it)."""
     transient_budget: float = 900.0
     """How long (seconds) control-plane calls may keep failing transiently, after the SDK's
     own retries, before a launch gives up: a storm slows polling down instead of failing."""
