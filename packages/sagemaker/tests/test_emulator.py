@@ -221,6 +221,18 @@ def test_validation_refusals(scripted: EmulatorClients, change: Any, fragment: s
     assert scripted.sagemaker.list_training_jobs(NameContains=name)["TrainingJobSummaries"] == []
 
 
+def test_a_job_with_neither_image_nor_algorithm_is_refused(scripted: EmulatorClients) -> None:
+    name = unique("imageless")
+    request = job_request(name)
+    del request["AlgorithmSpecification"]["TrainingImage"]
+    with pytest.raises(ClientError) as excinfo:
+        scripted.sagemaker.create_training_job(**request)
+    code, message, status = _error(excinfo)
+    assert (code, status) == ("ValidationException", 400)
+    assert "AlgorithmName" in message and "TrainingImage" in message
+    assert scripted.sagemaker.list_training_jobs(NameContains=name)["TrainingJobSummaries"] == []
+
+
 def test_duplicate_name_is_resource_in_use(scripted: EmulatorClients) -> None:
     name = unique("duplicate")
     scripted.sagemaker.create_training_job(**job_request(name))
