@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -288,6 +289,42 @@ def test_a_blank_output_line_loses_no_other_line(execute: EmulatorClients, scrip
     execute.sagemaker.create_training_job(**job_request(name, script(code)))
     assert execute.wait_for(name)["TrainingJobStatus"] == "Completed"
     assert execute.log_lines(name) == ["before", "after"]
+
+
+def test_filter_log_events_by_stream_prefix_reads_only_that_job(
+    scripted: EmulatorClients,
+) -> None:
+    group = "/aws/sagemaker/TrainingJobs"
+    first, other = unique("prefix"), unique("prefix")
+    logs = scripted.logs
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=group)
+    now = int(time.time() * 1000)
+    for job in (first, other):
+        stream = f"{job}/algo-1-{now // 1000}"
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        events = [{"timestamp": now + i, "message": f"{job} line {i}"} for i in range(3)]
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+    answer = logs.filter_log_events(logGroupName=group, logStreamNamePrefix=f"{first}/")
+    assert [event["message"] for event in answer["events"]] == [
+        f"{first} line {i}" for i in range(3)
+    ]
+    assert {event["logStreamName"] for event in answer["events"]} == {
+        f"{first}/algo-1-{now // 1000}"
+    }
+    # Paged one event at a time, still only that job's lines (and the paging ends).
+    messages: list[str] = []
+    token: dict[str, str] = {}
+    for _ in range(20):
+        page = logs.filter_log_events(
+            logGroupName=group, logStreamNamePrefix=f"{other}/", limit=1, **token
+        )
+        messages += [event["message"] for event in page["events"]]
+        if "nextToken" not in page:
+            break
+        token = {"nextToken": page["nextToken"]}
+    assert messages == [f"{other} line {i}" for i in range(3)]
 
 
 def test_execute_nonzero_exit_fails_like_sagemaker(
