@@ -343,6 +343,23 @@ def test_execute_nonzero_exit_fails_like_sagemaker(
     assert execute.log_lines(name) == ["about to fail"]
 
 
+def test_a_missing_output_bucket_is_a_client_error_naming_it(
+    execute: EmulatorClients, script: Script
+) -> None:
+    name = unique("no-bucket")
+    request = training_job_request(
+        name, script("print('trained')"), bucket="steplift-no-such-bucket"
+    )
+    execute.sagemaker.create_training_job(**request)
+    done = execute.wait_for(name)
+    assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Failed", "Failed")
+    reason = done["FailureReason"]
+    assert reason.startswith("ClientError: "), reason
+    assert "steplift-no-such-bucket" in reason
+    assert "InternalServerError" not in reason
+    assert execute.log_lines(name) == ["trained"]
+
+
 def test_job_process_gets_container_env_and_reaches_emulator_s3(
     execute: EmulatorClients, script: Script
 ) -> None:
