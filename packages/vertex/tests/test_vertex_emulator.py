@@ -7,7 +7,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -421,6 +421,26 @@ def test_logs_are_read_incrementally_without_gaps_or_duplicates(
     assert seen == [str(i) for i in range(400)]
     assert operator.read_logs(handle, cursor).lines == []
     assert len(emulator.requests.filter("ListLogEntries")) >= 2
+
+
+def test_entries_list_takes_timestamps_with_offsets(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
+    operator = make_operator(emulator)
+    handle = operator.submit(step_info(), [PY, "-c", "print('logged')"], {})
+    assert wait_until(lambda: operator.get_status(handle).state is JobState.SUCCEEDED, timeout=15)
+    job = f'resource.labels.job_id="{handle.extra["job_number"]}"'
+    # google-cloud-logging's default filter: a day back, strftime("...%f%z") -> "+0000".
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()  # "+00:00"
+    for stamp, lines in ((yesterday, ["logged"]), (tomorrow, [])):
+        body = {
+            "resourceNames": [f"projects/{emulator.project}"],
+            "filter": f'{job} AND timestamp>="{stamp}"',
+        }
+        status, answer = raw(emulator, "POST", "/v2/entries:list", body)
+        assert status == 200, answer
+        assert [entry["textPayload"] for entry in answer.get("entries", [])] == lines
 
 
 def test_the_log_cursor_survives_shared_timestamps_and_pages() -> None:

@@ -145,12 +145,17 @@ def now_rfc3339(moment: datetime | None = None) -> str:
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds)."""
-    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds).
+
+    Cloud Logging's filters also take an offset without its colon: google-cloud-logging's
+    default filter is written with ``strftime("%Y-%m-%dT%H:%M:%S.%f%z")``, i.e. ``+0000``.
+    """
+    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:?\d\d)$", text.strip())
     if not match:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     fraction = (match.group(2) or "0")[:6].ljust(6, "0")
-    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    offset = match.group(3)
+    zone = "+00:00" if offset in ("Z", "z") else f"{offset[:3]}:{offset[-2:]}"
     return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}")
 
 
