@@ -136,6 +136,41 @@ def test_the_service_validation_refuses_bad_jobs(
     assert scripted.submissions() == 0
 
 
+@pytest.mark.parametrize(
+    "machine_type", ["n1-standard-3", "n1-standard-128", "a2-highgpu-3g", "g2-standard-20"]
+)
+def test_a_size_its_family_lacks_is_refused(scripted: VertexEmulator, machine_type: str) -> None:
+    body = job_body()
+    body["job_spec"]["worker_pool_specs"][0]["machine_spec"] = {"machine_type": machine_type}
+    with pytest.raises(exceptions.BadRequest) as caught:
+        job_client(scripted).create_custom_job(parent=PARENT, custom_job=body)
+    assert f'Machine type "{machine_type}" is not supported.' in caught.value.message
+    assert "machine_spec.machine_type" in caught.value.message
+    assert scripted.submissions() == 0
+
+
+@pytest.mark.parametrize(
+    "machine_spec",
+    [
+        {"machine_type": "n1-standard-96"},
+        {"machine_type": "e2-highmem-16"},
+        {"machine_type": "g2-standard-48"},
+        {"machine_type": "a2-highgpu-4g", "accelerator_type": 8, "accelerator_count": 4},
+        {"machine_type": "a3-highgpu-8g"},
+    ],
+    ids=lambda spec: spec["machine_type"],
+)
+def test_the_sizes_of_each_family_are_taken(
+    scripted: VertexEmulator, machine_spec: dict[str, Any]
+) -> None:
+    body = job_body()
+    body["job_spec"]["worker_pool_specs"][0]["machine_spec"] = machine_spec
+    job = job_client(scripted).create_custom_job(parent=PARENT, custom_job=body)
+    assert (
+        job.job_spec.worker_pool_specs[0].machine_spec.machine_type == machine_spec["machine_type"]
+    )
+
+
 def test_labels_and_display_names_are_checked(scripted: VertexEmulator) -> None:
     client = job_client(scripted)
     with pytest.raises(exceptions.BadRequest, match="label key"):

@@ -25,13 +25,45 @@ from typing import Any
 
 from steplift_vertex.config import MAX_DISPLAY_NAME, check_labels
 from steplift_vertex.emulator.errors import ApiError
-from steplift_vertex.resources import check_machine
+from steplift_vertex.resources import BUILT_IN_GPU_MACHINES, check_machine
 
 MAX_WORKER_POOLS = 4
 MAX_REPLICAS = 1000
 MIN_BOOT_DISK_GB = 100
 MAX_BOOT_DISK_GB = 64000
 BOOT_DISK_TYPES = ("pd-ssd", "pd-standard", "hyperdisk-balanced")
+
+_CPU_MACHINE_SIZES: dict[str, tuple[int, ...]] = {
+    "n1-standard": (1, 2, 4, 8, 16, 32, 64, 96),
+    "n1-highmem": (2, 4, 8, 16, 32, 64, 96),
+    "n1-highcpu": (2, 4, 8, 16, 32, 64, 96),
+    "n2-standard": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+    "n2-highmem": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+    "n2-highcpu": (2, 4, 8, 16, 32, 48, 64, 80, 96),
+    "n2d-standard": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    "n2d-highmem": (2, 4, 8, 16, 32, 48, 64, 80, 96),
+    "n2d-highcpu": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    "e2-standard": (2, 4, 8, 16, 32),
+    "e2-highmem": (2, 4, 8, 16),
+    "e2-highcpu": (2, 4, 8, 16, 32),
+    "c2-standard": (4, 8, 16, 30, 60),
+    "c2d-standard": (2, 4, 8, 16, 32, 56, 112),
+    "c2d-highmem": (2, 4, 8, 16, 32, 56, 112),
+    "c2d-highcpu": (2, 4, 8, 16, 32, 56, 112),
+    "m1-ultramem": (40, 80, 160),
+    "m1-megamem": (96,),
+}
+MACHINE_TYPES = frozenset(
+    [f"{family}-{size}" for family, sizes in _CPU_MACHINE_SIZES.items() for size in sizes]
+    + list(BUILT_IN_GPU_MACHINES)
+)
+"""Every machine type a worker pool may name: the predefined sizes of the CPU families Vertex
+AI custom training takes (Compute Engine's machine family pages: general-purpose N1, N2, N2D,
+E2; compute-optimized C2, C2D; memory-optimized M1) and the GPU machines of the accelerator
+families (G2 with L4; A2 high/mega/ultra with A100; A3 high/mega/ultra with H100/H200, as
+listed in Vertex AI's "Configure compute resources for custom training" and Compute Engine's
+"GPU machine types"; see ``steplift_vertex.resources``). A size a family lacks
+(``n1-standard-3``, ``a2-highgpu-3g``) is refused, as the service refuses it."""
 
 _DURATION = re.compile(r"^([0-9]+)(?:\.([0-9]{1,9}))?s$")
 
@@ -93,6 +125,11 @@ def _check_spec(spec: dict[str, Any], problem: Any) -> None:
         machine_type = machine.get("machineType")
         if not machine_type:
             problem(f"{where}.machine_spec.machine_type", "Required field is not set.")
+        elif not isinstance(machine_type, str) or machine_type not in MACHINE_TYPES:
+            problem(
+                f"{where}.machine_spec.machine_type",
+                f'Machine type "{machine_type}" is not supported.',
+            )
         else:
             accelerator = machine.get("acceleratorType")
             count = machine.get("acceleratorCount")
