@@ -97,6 +97,39 @@ def test_errors_come_in_googles_json_shape(scripted: VertexEmulator) -> None:
     assert "custom_job.job_spec" in body["error"]["message"]
 
 
+@pytest.mark.parametrize("version", ["v1", "v1beta1"])
+def test_an_unknown_field_is_refused_not_echoed(scripted: VertexEmulator, version: str) -> None:
+    wire = {
+        "displayName": "unknown-fields",
+        "jobSpec": {
+            "workerPoolSpecs": [
+                {
+                    "machineSpec": {"machineType": "n1-standard-4", "gpuCount": 1},
+                    "replicaCount": "1",
+                    "containerSpec": {"imageUri": "local/test", "command": ["true"]},
+                }
+            ]
+        },
+        "priority": "high",
+    }
+    status, body = raw(scripted, "POST", f"/{version}/{PARENT}/customJobs", wire)
+    assert status == 400 and body["error"]["status"] == "INVALID_ARGUMENT", body
+    message = body["error"]["message"]
+    assert "Unknown name \"priority\" at 'custom_job': Cannot find field." in message
+    assert (
+        'Unknown name "gpuCount" at '
+        "'custom_job.job_spec.worker_pool_specs[0].machine_spec': Cannot find field."
+    ) in message
+    assert scripted.submissions() == 0
+    # Known fields pass, in their JSON or their proto spelling.
+    del wire["priority"]
+    del wire["jobSpec"]["workerPoolSpecs"][0]["machineSpec"]["gpuCount"]
+    wire["job_spec"] = wire.pop("jobSpec")
+    status, body = raw(scripted, "POST", f"/{version}/{PARENT}/customJobs", wire)
+    assert status == 200, body
+    assert "priority" not in body
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from steplift.testing.emulation import FaultKind
 from steplift_vertex.emulator.errors import ApiError, not_found, status_line, unavailable
 from steplift_vertex.emulator.secrets import is_secret_path, serve_secret_call
+from steplift_vertex.emulator.validation import refuse_unknown_fields
 from steplift_vertex.resources import ACCELERATOR_ENUM
 from steplift_vertex.status import STATE_NAMES
 
@@ -124,7 +125,8 @@ class VertexService:
         if collection:
             project, location = collection.group(2), collection.group(3)
             if method == "POST":
-                return 200, self._create(project, location, body, enums_as_ints)
+                version = collection.group(1)
+                return 200, self._create(project, location, body, enums_as_ints, version)
             return 200, self._list(project, location, query, enums_as_ints)
         assert resource is not None
         name = resource.group(2)
@@ -141,13 +143,19 @@ class VertexService:
         return 200, job_to_wire(emulator.jobs.get(name).resource, enums_as_ints)
 
     def _create(
-        self, project: str, location: str, body: dict[str, Any] | None, enums_as_ints: bool
+        self,
+        project: str,
+        location: str,
+        body: dict[str, Any] | None,
+        enums_as_ints: bool,
+        version: str = "v1",
     ) -> dict[str, Any]:
         if not body:
             raise ApiError(
                 "INVALID_ARGUMENT",
                 "List of found errors:\t1.Field: custom_job; Message: Required field is not set.",
             )
+        body = refuse_unknown_fields(body, version)
         if self.emulator.faults.refuse_create == "quota":
             raise ApiError(
                 "RESOURCE_EXHAUSTED",

@@ -1,6 +1,8 @@
 """What Vertex AI accepts in a request, refused the way it refuses.
 
-- a CustomJob to create: every problem listed in one INVALID_ARGUMENT message of the form
+- a CustomJob to create: a field its API version's message lacks is refused as Google's
+  JSON decoder refuses it (``Unknown name "..." at '...': Cannot find field.``), not echoed;
+  then every problem listed in one INVALID_ARGUMENT message of the form
   ``List of found errors: 1.Field: <path>; Message: <why>``;
 - the filter expressions of ``customJobs.list`` and ``entries:list`` (the common subset)::
 
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -101,6 +104,67 @@ def validate_custom_job(job: dict[str, Any]) -> None:
             for number, (field, message) in enumerate(problems, start=1)
         )
         raise ApiError("INVALID_ARGUMENT", f"List of found errors:\t{listed}")
+
+
+@functools.cache
+def _custom_job_message(version: str) -> Any:
+    """The descriptor of API ``version``'s CustomJob message, from the protos that ship with
+    google-cloud-aiplatform (imported on the first create: about a second)."""
+    if version == "v1beta1":
+        from google.cloud.aiplatform_v1beta1.types import custom_job as v1beta1
+
+        return v1beta1.CustomJob.pb().DESCRIPTOR
+    from google.cloud.aiplatform_v1.types import custom_job as v1
+
+    return v1.CustomJob.pb().DESCRIPTOR
+
+
+def refuse_unknown_fields(job: dict[str, Any], version: str) -> dict[str, Any]:
+    """The body of a create with every field by its JSON name (the REST front end takes the
+    proto name too); INVALID_ARGUMENT, worded as Google's, for a field CustomJob lacks."""
+    found: list[str] = []
+    named: dict[str, Any] = _json_names(job, _custom_job_message(version), "custom_job", found)
+    if found:
+        raise ApiError("INVALID_ARGUMENT", "\n".join(found))
+    return named
+
+
+def _json_names(value: Any, message: Any, path: str, found: list[str]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    fields = {field.json_name: field for field in message.fields}
+    fields.update((field.name, field) for field in message.fields)
+    named: dict[str, Any] = {}
+    for key, item in value.items():
+        field = fields.get(key)
+        if field is None:
+            found.append(
+                f"Invalid JSON payload received. Unknown name \"{key}\" at '{path}': "
+                "Cannot find field."
+            )
+            continue
+        named[field.json_name] = item
+        inner = field.message_type
+        # Well-known types (Duration, Timestamp, Struct...) have JSON forms of their own.
+        if inner is None or inner.full_name.startswith("google.protobuf."):
+            continue
+        where = f"{path}.{field.name}"
+        if inner.GetOptions().map_entry:
+            entry = inner.fields_by_name["value"].message_type
+            if entry is not None and isinstance(item, dict):
+                named[field.json_name] = {
+                    name: _json_names(element, entry, f"{where}[{name}]", found)
+                    for name, element in item.items()
+                }
+        elif field.is_repeated:
+            if isinstance(item, list):
+                named[field.json_name] = [
+                    _json_names(element, inner, f"{where}[{index}]", found)
+                    for index, element in enumerate(item)
+                ]
+        else:
+            named[field.json_name] = _json_names(item, inner, where, found)
+    return named
 
 
 def _check_spec(spec: dict[str, Any], problem: Any) -> None:
