@@ -3,8 +3,13 @@ lifecycle, faults, logs and its control API."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
+import socket
+import struct
 import sys
+import threading
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -542,6 +547,34 @@ def test_the_log_cursor_survives_shared_timestamps_and_pages() -> None:
     assert second.lines == ["three"]
     assert f'timestamp>="{stamp}"' in bodies[-1]["filter"]
     assert 'resource.labels.job_id="42"' in bodies[0]["filter"]
+
+
+def request_threads() -> list[threading.Thread]:
+    """The emulators' request threads still running (socketserver names them so)."""
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+
+
+def test_a_client_gone_mid_request_is_a_debug_line_not_a_traceback(
+    scripted: VertexEmulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = int(scripted.endpoint_url.rsplit(":", 1)[1])
+    request = f"POST /v1/{PARENT}/customJobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    halves = [
+        (request + "Content-Le").encode(),  # gone within the headers
+        (request + 'Content-Length: 100\r\n\r\n{"displ').encode(),  # gone within the body
+    ]
+    for half, reset in itertools.product(halves, (False, True)):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(half)
+            if reset:  # closed with a reset instead of a FIN
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    assert wait_until(lambda: not request_threads(), timeout=5)  # every request handled
+    assert "Traceback" not in capsys.readouterr().err
+    # Some ways of going pass unnoticed; the others are debug lines.
+    assert any("went away" in record.getMessage() for record in caplog.records)
+    assert job_client(scripted).list_custom_jobs(parent=PARENT) is not None  # still serving
 
 
 # -- the command line --------------------------------------------------------------------------

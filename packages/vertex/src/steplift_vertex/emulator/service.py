@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from steplift.emulation.server import client_went_away
 from steplift.testing.emulation import FaultKind
 from steplift_vertex.emulator.errors import ApiError, not_found, status_line, unavailable
 from steplift_vertex.emulator.secrets import is_secret_path, serve_secret_call
@@ -76,6 +77,9 @@ class VertexService:
         except ApiError as error:
             status, answer = error.http_code, error.body()
         except Exception as error:  # an emulator bug: answer like the service, keep serving
+            if client_went_away(error):
+                logger.debug("client went away during %s %s: %r", method, path, error)
+                raise  # no one to answer (wsgiref passes over a client gone)
             logger.exception("vertex emulator failed on %s %s", method, path)
             failure = ApiError("INTERNAL", f"emulator error: {error}")
             status, answer = failure.http_code, failure.body()
