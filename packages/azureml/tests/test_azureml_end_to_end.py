@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
+import socket
+import ssl
+import struct
 import sys
 import threading
 import time
@@ -25,7 +30,7 @@ from steplift.operator import LaunchObserver
 from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
 from steplift.testing import steps
-from steplift.testing.emulation import group_alive
+from steplift.testing.emulation import group_alive, wait_until
 from steplift_azureml.emulator import AzureMLEmulator
 from steplift_azureml.operator import AzureMLStepOperator
 
@@ -386,3 +391,33 @@ def test_stopping_the_emulator_leaves_nothing_running() -> None:
         return {name for name in names if name.startswith(("azureml-", "job-", "cancel-"))}
 
     assert wait_for(lambda: not leftovers(), timeout=5), leftovers()
+
+
+def test_a_client_gone_mid_request_is_a_debug_line_not_a_traceback(
+    scripted_emulator: AzureMLEmulator,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = int(scripted_emulator.endpoint_url.rsplit(":", 1)[1].split("/")[0])
+    tls = ssl.create_default_context(cafile=str(scripted_emulator.cert_path))
+    request = "PUT /subscriptions/s/resourceGroups/r HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    halves = [
+        (request + "Content-Le").encode(),  # gone within the headers
+        (request + 'Content-Length: 100\r\n\r\n{"prop').encode(),  # gone within the body
+    ]
+    for half, reset in itertools.product(halves, (False, True)):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with tls.wrap_socket(raw, server_hostname="127.0.0.1") as client:
+            client.sendall(half)
+            if reset:  # closed with a reset instead of a TLS close or a FIN
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert wait_until(lambda: not request_threads(), timeout=5)  # every request handled
+    assert "Traceback" not in capsys.readouterr().err
+    # Some ways of going pass unnoticed; the others are debug lines.
+    assert any("went away" in record.getMessage() for record in caplog.records)
+
+
+def request_threads() -> list[threading.Thread]:
+    """The emulators' request threads still running (socketserver names them so)."""
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]

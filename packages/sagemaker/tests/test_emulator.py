@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -221,6 +222,18 @@ def test_validation_refusals(scripted: EmulatorClients, change: Any, fragment: s
     assert scripted.sagemaker.list_training_jobs(NameContains=name)["TrainingJobSummaries"] == []
 
 
+def test_a_job_with_neither_image_nor_algorithm_is_refused(scripted: EmulatorClients) -> None:
+    name = unique("imageless")
+    request = job_request(name)
+    del request["AlgorithmSpecification"]["TrainingImage"]
+    with pytest.raises(ClientError) as excinfo:
+        scripted.sagemaker.create_training_job(**request)
+    code, message, status = _error(excinfo)
+    assert (code, status) == ("ValidationException", 400)
+    assert "AlgorithmName" in message and "TrainingImage" in message
+    assert scripted.sagemaker.list_training_jobs(NameContains=name)["TrainingJobSummaries"] == []
+
+
 def test_duplicate_name_is_resource_in_use(scripted: EmulatorClients) -> None:
     name = unique("duplicate")
     scripted.sagemaker.create_training_job(**job_request(name))
@@ -278,6 +291,42 @@ def test_a_blank_output_line_loses_no_other_line(execute: EmulatorClients, scrip
     assert execute.log_lines(name) == ["before", "after"]
 
 
+def test_filter_log_events_by_stream_prefix_reads_only_that_job(
+    scripted: EmulatorClients,
+) -> None:
+    group = "/aws/sagemaker/TrainingJobs"
+    first, other = unique("prefix"), unique("prefix")
+    logs = scripted.logs
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=group)
+    now = int(time.time() * 1000)
+    for job in (first, other):
+        stream = f"{job}/algo-1-{now // 1000}"
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        events = [{"timestamp": now + i, "message": f"{job} line {i}"} for i in range(3)]
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+    answer = logs.filter_log_events(logGroupName=group, logStreamNamePrefix=f"{first}/")
+    assert [event["message"] for event in answer["events"]] == [
+        f"{first} line {i}" for i in range(3)
+    ]
+    assert {event["logStreamName"] for event in answer["events"]} == {
+        f"{first}/algo-1-{now // 1000}"
+    }
+    # Paged one event at a time, still only that job's lines (and the paging ends).
+    messages: list[str] = []
+    token: dict[str, str] = {}
+    for _ in range(20):
+        page = logs.filter_log_events(
+            logGroupName=group, logStreamNamePrefix=f"{other}/", limit=1, **token
+        )
+        messages += [event["message"] for event in page["events"]]
+        if "nextToken" not in page:
+            break
+        token = {"nextToken": page["nextToken"]}
+    assert messages == [f"{other} line {i}" for i in range(3)]
+
+
 def test_execute_nonzero_exit_fails_like_sagemaker(
     execute: EmulatorClients, script: Script
 ) -> None:
@@ -292,6 +341,23 @@ def test_execute_nonzero_exit_fails_like_sagemaker(
     assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Failed", "Failed")
     assert done["FailureReason"] == "AlgorithmError: bad input, exit code: 3"
     assert execute.log_lines(name) == ["about to fail"]
+
+
+def test_a_missing_output_bucket_is_a_client_error_naming_it(
+    execute: EmulatorClients, script: Script
+) -> None:
+    name = unique("no-bucket")
+    request = training_job_request(
+        name, script("print('trained')"), bucket="steplift-no-such-bucket"
+    )
+    execute.sagemaker.create_training_job(**request)
+    done = execute.wait_for(name)
+    assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Failed", "Failed")
+    reason = done["FailureReason"]
+    assert reason.startswith("ClientError: "), reason
+    assert "steplift-no-such-bucket" in reason
+    assert "InternalServerError" not in reason
+    assert execute.log_lines(name) == ["trained"]
 
 
 def test_job_process_gets_container_env_and_reaches_emulator_s3(

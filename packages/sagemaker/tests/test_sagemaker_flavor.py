@@ -109,6 +109,41 @@ def test_config_errors_name_the_field(fields: dict[str, Any], field: str) -> Non
     assert str(caught.value).startswith("steplift.toml: operator 'gpu': field ")
 
 
+def test_the_environment_limits_match_botocore() -> None:
+    from botocore.loaders import Loader
+
+    from steplift_sagemaker.config import environment_limits
+
+    shapes = Loader().load_service_model("sagemaker", "service-2")["shapes"]
+    limits = environment_limits()
+    assert limits.variables == shapes["TrainingEnvironmentMap"]["max"] == 100
+    assert limits.name_length == shapes["TrainingEnvironmentKey"]["max"]
+    assert limits.value_length == shapes["TrainingEnvironmentValue"]["max"] == 512
+
+
+def test_config_refuses_what_create_training_job_refuses() -> None:
+    FLAVOR.validate_config({**BASE, "environment": {"K": "v" * 512}})
+    with pytest.raises(ConfigError, match="SageMaker allows 512") as caught:
+        FLAVOR.validate_config({**BASE, "environment": {"K": "v" * 513}})
+    assert caught.value.field == "environment"
+    with pytest.raises(ConfigError, match="warm pool") as caught:
+        FLAVOR.validate_config({**BASE, "spot": True, "keep_alive": 600})
+    assert caught.value.field == "keep_alive"
+    FLAVOR.validate_config({**BASE, "spot": True})
+    FLAVOR.validate_config({**BASE, "keep_alive": 600})
+
+
+def test_a_spot_step_on_a_warm_pool_operator_is_refused_before_any_call(
+    scripted: SageMakerEmulator, make_operator: MakeOperator
+) -> None:
+    operator = make_operator(scripted, name="sm", bucket=BUCKET_URI, keep_alive=600)
+    before = len(scripted.requests.list())
+    with pytest.raises(ConfigError, match="warm pool") as caught:
+        operator.submit(info("spot-warm", resources=Resources(spot=True)), ["python"], {})
+    assert caught.value.field == "keep_alive"
+    assert len(scripted.requests.list()) == before
+
+
 def test_request_shape_carries_gpu_entrypoint_env_spot_tags_and_timeouts(
     scripted: SageMakerEmulator, make_operator: MakeOperator
 ) -> None:
@@ -120,9 +155,10 @@ def test_request_shape_carries_gpu_entrypoint_env_spot_tags_and_timeouts(
         spot=True,
         max_runtime=1800,
         tags={"team": "ml"},
-        keep_alive=600,
         environment={"FROM_CONFIG": "1"},
     )
+    # A warm pool is on-demand only (spot with keep_alive is refused): its own operator.
+    warm = make_operator(scripted, name="sm-warm", bucket=BUCKET_URI, gpu="T4:1", keep_alive=600)
     step = info(
         "shape",
         resources=Resources(gpu="A10G:4", disk_gb=100),
@@ -140,11 +176,18 @@ def test_request_shape_carries_gpu_entrypoint_env_spot_tags_and_timeouts(
     ]
     handle = operator.submit(step, command, operator.job_environment(step))
     request = sent(scripted, handle.job_id)
-    assert request["ResourceConfig"] == {
+    warm_step = info("shape-warm", resources=Resources(gpu="A10G:4", disk_gb=100))
+    warm_handle = warm.submit(warm_step, command, warm.job_environment(warm_step))
+    assert sent(scripted, warm_handle.job_id)["ResourceConfig"] == {
         "InstanceType": "ml.g5.12xlarge",
         "InstanceCount": 1,
         "VolumeSizeInGB": 100,
         "KeepAlivePeriodInSeconds": 600,
+    }
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.g5.12xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 100,
     }
     assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == command[:3]
     assert request["AlgorithmSpecification"]["ContainerArguments"] == command[3:]

@@ -3,11 +3,16 @@ lifecycle, faults, logs and its control API."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
+import socket
+import struct
 import sys
+import threading
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -97,6 +102,39 @@ def test_errors_come_in_googles_json_shape(scripted: VertexEmulator) -> None:
     assert "custom_job.job_spec" in body["error"]["message"]
 
 
+@pytest.mark.parametrize("version", ["v1", "v1beta1"])
+def test_an_unknown_field_is_refused_not_echoed(scripted: VertexEmulator, version: str) -> None:
+    wire = {
+        "displayName": "unknown-fields",
+        "jobSpec": {
+            "workerPoolSpecs": [
+                {
+                    "machineSpec": {"machineType": "n1-standard-4", "gpuCount": 1},
+                    "replicaCount": "1",
+                    "containerSpec": {"imageUri": "local/test", "command": ["true"]},
+                }
+            ]
+        },
+        "priority": "high",
+    }
+    status, body = raw(scripted, "POST", f"/{version}/{PARENT}/customJobs", wire)
+    assert status == 400 and body["error"]["status"] == "INVALID_ARGUMENT", body
+    message = body["error"]["message"]
+    assert "Unknown name \"priority\" at 'custom_job': Cannot find field." in message
+    assert (
+        'Unknown name "gpuCount" at '
+        "'custom_job.job_spec.worker_pool_specs[0].machine_spec': Cannot find field."
+    ) in message
+    assert scripted.submissions() == 0
+    # Known fields pass, in their JSON or their proto spelling.
+    del wire["priority"]
+    del wire["jobSpec"]["workerPoolSpecs"][0]["machineSpec"]["gpuCount"]
+    wire["job_spec"] = wire.pop("jobSpec")
+    status, body = raw(scripted, "POST", f"/{version}/{PARENT}/customJobs", wire)
+    assert status == 200, body
+    assert "priority" not in body
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
@@ -134,6 +172,41 @@ def test_the_service_validation_refuses_bad_jobs(
         job_client(scripted).create_custom_job(parent=PARENT, custom_job=body)
     assert words in caught.value.message
     assert scripted.submissions() == 0
+
+
+@pytest.mark.parametrize(
+    "machine_type", ["n1-standard-3", "n1-standard-128", "a2-highgpu-3g", "g2-standard-20"]
+)
+def test_a_size_its_family_lacks_is_refused(scripted: VertexEmulator, machine_type: str) -> None:
+    body = job_body()
+    body["job_spec"]["worker_pool_specs"][0]["machine_spec"] = {"machine_type": machine_type}
+    with pytest.raises(exceptions.BadRequest) as caught:
+        job_client(scripted).create_custom_job(parent=PARENT, custom_job=body)
+    assert f'Machine type "{machine_type}" is not supported.' in caught.value.message
+    assert "machine_spec.machine_type" in caught.value.message
+    assert scripted.submissions() == 0
+
+
+@pytest.mark.parametrize(
+    "machine_spec",
+    [
+        {"machine_type": "n1-standard-96"},
+        {"machine_type": "e2-highmem-16"},
+        {"machine_type": "g2-standard-48"},
+        {"machine_type": "a2-highgpu-4g", "accelerator_type": 8, "accelerator_count": 4},
+        {"machine_type": "a3-highgpu-8g"},
+    ],
+    ids=lambda spec: spec["machine_type"],
+)
+def test_the_sizes_of_each_family_are_taken(
+    scripted: VertexEmulator, machine_spec: dict[str, Any]
+) -> None:
+    body = job_body()
+    body["job_spec"]["worker_pool_specs"][0]["machine_spec"] = machine_spec
+    job = job_client(scripted).create_custom_job(parent=PARENT, custom_job=body)
+    assert (
+        job.job_spec.worker_pool_specs[0].machine_spec.machine_type == machine_spec["machine_type"]
+    )
 
 
 def test_labels_and_display_names_are_checked(scripted: VertexEmulator) -> None:
@@ -423,6 +496,26 @@ def test_logs_are_read_incrementally_without_gaps_or_duplicates(
     assert len(emulator.requests.filter("ListLogEntries")) >= 2
 
 
+def test_entries_list_takes_timestamps_with_offsets(
+    make_operator: OperatorFactory, emulator: VertexEmulator
+) -> None:
+    operator = make_operator(emulator)
+    handle = operator.submit(step_info(), [PY, "-c", "print('logged')"], {})
+    assert wait_until(lambda: operator.get_status(handle).state is JobState.SUCCEEDED, timeout=15)
+    job = f'resource.labels.job_id="{handle.extra["job_number"]}"'
+    # google-cloud-logging's default filter: a day back, strftime("...%f%z") -> "+0000".
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()  # "+00:00"
+    for stamp, lines in ((yesterday, ["logged"]), (tomorrow, [])):
+        body = {
+            "resourceNames": [f"projects/{emulator.project}"],
+            "filter": f'{job} AND timestamp>="{stamp}"',
+        }
+        status, answer = raw(emulator, "POST", "/v2/entries:list", body)
+        assert status == 200, answer
+        assert [entry["textPayload"] for entry in answer.get("entries", [])] == lines
+
+
 def test_the_log_cursor_survives_shared_timestamps_and_pages() -> None:
     stamp = "2026-11-25T10:00:00.000001Z"
     later = "2026-11-25T10:00:00.000002Z"
@@ -454,6 +547,34 @@ def test_the_log_cursor_survives_shared_timestamps_and_pages() -> None:
     assert second.lines == ["three"]
     assert f'timestamp>="{stamp}"' in bodies[-1]["filter"]
     assert 'resource.labels.job_id="42"' in bodies[0]["filter"]
+
+
+def request_threads() -> list[threading.Thread]:
+    """The emulators' request threads still running (socketserver names them so)."""
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+
+
+def test_a_client_gone_mid_request_is_a_debug_line_not_a_traceback(
+    scripted: VertexEmulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = int(scripted.endpoint_url.rsplit(":", 1)[1])
+    request = f"POST /v1/{PARENT}/customJobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    halves = [
+        (request + "Content-Le").encode(),  # gone within the headers
+        (request + 'Content-Length: 100\r\n\r\n{"displ').encode(),  # gone within the body
+    ]
+    for half, reset in itertools.product(halves, (False, True)):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(half)
+            if reset:  # closed with a reset instead of a FIN
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    assert wait_until(lambda: not request_threads(), timeout=5)  # every request handled
+    assert "Traceback" not in capsys.readouterr().err
+    # Some ways of going pass unnoticed; the others are debug lines.
+    assert any("went away" in record.getMessage() for record in caplog.records)
+    assert job_client(scripted).list_custom_jobs(parent=PARENT) is not None  # still serving
 
 
 # -- the command line --------------------------------------------------------------------------

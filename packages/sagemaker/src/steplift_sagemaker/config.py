@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Self
+from typing import NamedTuple, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -16,23 +17,53 @@ ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$")
 ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$")
-MAX_ENVIRONMENT = 100
-MAX_ENV_TEXT = 1024
 MAX_TAGS = 50
 MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
 
 
+class EnvironmentLimits(NamedTuple):
+    """SageMaker's limits on a training job's Environment map."""
+
+    variables: int
+    name_length: int
+    value_length: int
+
+
+@functools.cache
+def environment_limits() -> EnvironmentLimits:
+    """The Environment limits of botocore's SageMaker model (``TrainingEnvironmentMap``), the
+    ones the service enforces. Read on first use, not at import: loading botocore's model
+    costs a fifth of a second that importing the config must not pay."""
+    from botocore.loaders import Loader
+
+    shapes = Loader().load_service_model("sagemaker", "service-2")["shapes"]
+    environment = shapes["TrainingEnvironmentMap"]
+    return EnvironmentLimits(
+        variables=environment["max"],
+        name_length=shapes[environment["key"]["shape"]]["max"],
+        value_length=shapes[environment["value"]["shape"]]["max"],
+    )
+
+
 def check_environment(environment: dict[str, str]) -> dict[str, str]:
     """SageMaker's limits on a training job's Environment map."""
-    if len(environment) > MAX_ENVIRONMENT:
+    if not environment:
+        return environment
+    limits = environment_limits()
+    if len(environment) > limits.variables:
         raise ValueError(
-            f"SageMaker allows at most {MAX_ENVIRONMENT} variables, not {len(environment)}"
+            f"SageMaker allows at most {limits.variables} variables, not {len(environment)}"
         )
     for key, value in environment.items():
-        if not ENV_KEY.match(key) or len(key) > MAX_ENV_TEXT:
-            raise ValueError(f"variable name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]* (max 1024)")
-        if len(value) > MAX_ENV_TEXT:
-            raise ValueError(f"value of {key} is {len(value)} characters; SageMaker allows 1024")
+        if not ENV_KEY.match(key) or len(key) > limits.name_length:
+            raise ValueError(
+                f"variable name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]* "
+                f"(max {limits.name_length})"
+            )
+        if len(value) > limits.value_length:
+            raise ValueError(
+                f"value of {key} is {len(value)} characters; SageMaker allows {limits.value_length}"
+            )
     return environment
 
 
@@ -156,6 +187,11 @@ class SageMakerStepOperatorConfig(StepOperatorConfig):
             raise FieldProblem(missing, "subnets and security_group_ids go together (VPC config)")
         if self.max_wait is not None and not self.spot:
             raise FieldProblem("max_wait", "max_wait only applies to spot training (spot = true)")
+        if self.spot and self.keep_alive is not None:
+            # SageMaker's warm pools keep on-demand instances only; spot training has none.
+            raise FieldProblem(
+                "keep_alive", "a warm pool (keep_alive) cannot be used with spot training"
+            )
         if self.max_wait is not None and self.max_runtime and self.max_wait < self.max_runtime:
             raise FieldProblem("max_wait", f"must be at least max_runtime ({self.max_runtime:g} s)")
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):

@@ -54,6 +54,11 @@ def build_request(
     max_runtime = int(info.max_runtime or config.max_runtime or DEFAULT_MAX_RUNTIME)
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": max(1, max_runtime)}
     spot = info.resources.use_spot(config.spot)
+    if spot and config.keep_alive is not None:
+        raise ConfigError(
+            "a warm pool (keep_alive) cannot be used with spot training; this step asks for spot",
+            field="keep_alive",
+        )
     if spot:
         stopping["MaxWaitTimeInSeconds"] = config.max_wait or max_runtime + 3600
     step_folder = info.artifact_uri.rsplit("/", 1)[0]

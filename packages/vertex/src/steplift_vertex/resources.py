@@ -81,6 +81,9 @@ _BUILT_IN: dict[str, tuple[str, int, int, float]] = {
     "a3-ultragpu-8g": ("NVIDIA_H200_141GB", 8, 224, 2952.0),
 }
 
+BUILT_IN_GPU_MACHINES = frozenset(_BUILT_IN)
+"""Every machine type with built-in GPUs (the emulator's machine catalog takes them from here)."""
+
 CPU_MACHINE_PREFIXES = ("n1-", "n2-", "n2d-", "e2-", "c2-", "c2d-", "m1-")
 """Families without built-in GPUs (only N1 takes attached ones)."""
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from steplift.emulation.sandbox import Container, Sandbox
@@ -42,7 +43,13 @@ from steplift.testing.emulation import Faults, JobProcess, NodeGroup, ScriptStep
 from . import container
 from .errors import ApiError, validation_error
 from .logs import LogStreamWriter
-from .storage import InternalClients, download_prefix, upload_directory, upload_tarball
+from .storage import (
+    InternalClients,
+    download_prefix,
+    split_s3_uri,
+    upload_directory,
+    upload_tarball,
+)
 
 logger = logging.getLogger(__name__)
 job_output = logging.getLogger("steplift_sagemaker.emulator.job_output")
@@ -97,6 +104,22 @@ DEFAULT_SCRIPT = (
 )
 
 NOT_FOUND = "Requested resource not found."
+
+UPLOAD_ERRORS = (ClientError, BotoCoreError, S3UploadFailedError, OSError)
+"""What an upload to S3 can raise (boto3's transfer wraps a refused upload in its own error)."""
+
+
+def upload_failure(uri: str, error: Exception, region: str) -> str:
+    """FailureReason of an artifact upload to ``uri`` that failed with ``error``: a
+    ClientError, the customer's to fix, worded as SageMaker's "Artifact upload failed"."""
+    bucket, _ = split_s3_uri(uri)
+    if "NoSuchBucket" in str(error):
+        return (
+            f"ClientError: Artifact upload failed: the S3 bucket '{bucket}' of {uri} does not "
+            f"exist. Please ensure that the bucket exists in the selected region ({region})."
+        )
+    detail = str(error).rpartition(": ")[2] or type(error).__name__
+    return f"ClientError: Artifact upload failed: Unable to upload to {uri} ({detail})"
 
 
 def check_script(steps: list[ScriptStep]) -> list[ScriptStep]:
@@ -644,9 +667,14 @@ class JobRunner:
             return
         try:
             self._upload_outputs()
+        except UPLOAD_ERRORS as error:
+            self._set("Failed", upload_failure(self._output_uri(), error, self.store.region))
+            return
+        try:
             self._sync_checkpoints(raise_errors=True)
-        except (ClientError, BotoCoreError, OSError) as error:
-            self._set("Failed", f"ClientError: Failed to upload model artifacts: {error}")
+        except UPLOAD_ERRORS as error:
+            checkpoint = self.job.request["CheckpointConfig"]["S3Uri"]
+            self._set("Failed", upload_failure(checkpoint, error, self.store.region))
             return
         self._set("Stopped" if self._stop_requested.is_set() else "Completed")
 
@@ -656,7 +684,7 @@ class JobRunner:
         if self.workspaces and not self._shutdown.is_set():
             try:
                 self._upload_outputs()
-            except (ClientError, BotoCoreError, OSError):
+            except UPLOAD_ERRORS:
                 logger.warning("could not upload artifacts of stopped job %s", self.job.name)
             self._sync_checkpoints()
         self._set(secondary)
@@ -665,16 +693,18 @@ class JobRunner:
         workspaces = self.workspaces
         assert workspaces
         s3 = self.context.clients.s3
-        prefix = (
-            f"{self.job.request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/"
-            f"{self.job.name}/output"
-        )
+        prefix = self._output_uri()
         model = self._aggregate("model", [workspace.model_dir for workspace in workspaces])
         upload_tarball(s3, model, f"{prefix}/model.tar.gz")
         self.job.model_artifacts = f"{prefix}/model.tar.gz"
         output_data = self._aggregate("output-data", [w.output_data_dir for w in workspaces])
         if any(output_data.iterdir()):
             upload_tarball(s3, output_data, f"{prefix}/output.tar.gz")
+
+    def _output_uri(self) -> str:
+        """Where the job's model.tar.gz and output.tar.gz go."""
+        output_path = self.job.request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        return f"{output_path}/{self.job.name}/output"
 
     def _aggregate(self, name: str, folders: list[Path]) -> Path:
         """One folder holding every host's ``folders`` (SageMaker aggregates them into one
@@ -699,7 +729,7 @@ class JobRunner:
                 upload_directory(
                     self.context.clients.s3, workspace.checkpoint_dir, checkpoint["S3Uri"]
                 )
-            except (ClientError, BotoCoreError, OSError):
+            except UPLOAD_ERRORS:
                 if raise_errors:
                     raise
                 logger.warning("could not upload checkpoints of %s", self.job.name)

@@ -1,7 +1,8 @@
 """The emulator's CloudWatch Logs: where a job's output lines go.
 
 moto serves the CloudWatch Logs API (the operator reads it as it would AWS's); the emulator
-writes each host's lines to stream ``<job>/algo-K-<epoch>`` of SageMaker's log group.
+writes each host's lines to stream ``<job>/algo-K-<epoch>`` of SageMaker's log group, and
+narrows what moto answers where moto ignores a filter (:func:`keep_stream_prefix`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,29 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _MAX_EVENT_CHARS = 256 * 1024 - 26  # CloudWatch's event size limit, less its per-event overhead
 _MAX_BATCH = 1000
 _FLUSH_INTERVAL = 0.05
+
+
+def keep_stream_prefix(answer: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A FilterLogEvents answer narrowed to the streams whose names start with ``prefix``.
+
+    moto 5.2.1 ignores ``logStreamNamePrefix`` and answers every stream's events, so a reader
+    of one job would get every job's lines. Its ``nextToken`` names the last event of the
+    page, whichever stream it is in, so dropping events keeps the paging valid (a page may
+    come back short or empty with a token, as CloudWatch's own pages may).
+    """
+    narrowed = dict(answer)
+    narrowed["events"] = [
+        event
+        for event in answer.get("events") or []
+        if str(event.get("logStreamName", "")).startswith(prefix)
+    ]
+    if "searchedLogStreams" in answer:
+        narrowed["searchedLogStreams"] = [
+            stream
+            for stream in answer["searchedLogStreams"]
+            if str(stream.get("logStreamName", "")).startswith(prefix)
+        ]
+    return narrowed
 
 
 class LogStreamWriter:

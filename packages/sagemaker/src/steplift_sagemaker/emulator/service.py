@@ -43,6 +43,7 @@ from .jobs import (
     RunContext,
     check_script,
 )
+from .logs import keep_stream_prefix
 from .storage import INTERNAL_ENVIRON_KEY
 from .validation import validate_against_model, validate_create_training_job
 
@@ -147,6 +148,9 @@ class SageMakerLayer:
             return respond_error(start_response, error)
         self.emulator.record(service, operation, params)
         if service != "sagemaker":
+            prefix = params.get("logStreamNamePrefix")
+            if operation == "FilterLogEvents" and isinstance(prefix, str) and prefix:
+                return self._filter_log_events(environ, start_response, prefix)
             return self.moto_app(environ, start_response)
         fault = self.emulator.decide_fault(operation)
         if fault is not None:
@@ -161,6 +165,33 @@ class SageMakerLayer:
         if answer is None:
             return self.moto_app(environ, start_response)
         return respond(start_response, 200, answer)
+
+    def _filter_log_events(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], prefix: str
+    ) -> Iterable[bytes]:
+        """moto's FilterLogEvents answer, narrowed to the streams of ``prefix``."""
+        captured: list[Any] = []
+        chunks: list[bytes] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured[:] = [status, headers]
+            return chunks.append
+
+        result = self.moto_app(environ, capture)
+        try:
+            chunks.extend(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = captured
+        body = b"".join(chunks)
+        if status.startswith("200"):
+            body = json.dumps(keep_stream_prefix(json.loads(body), prefix)).encode()
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        return [body]
 
 
 # -- the training-job operations

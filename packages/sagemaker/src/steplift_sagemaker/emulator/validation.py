@@ -155,6 +155,19 @@ def _s3_uri_problem(uri: str, field: str) -> ApiError | None:
 def validate_create_training_job(params: Mapping[str, Any]) -> None:
     """All the checks CreateTrainingJob makes before a job exists (raises ApiError)."""
     validate_against_model("CreateTrainingJob", params)
+    algorithm = params.get("AlgorithmSpecification")
+    if (
+        isinstance(algorithm, Mapping)
+        and not algorithm.get("TrainingImage")
+        and not algorithm.get("AlgorithmName")
+    ):
+        # Both members are optional in the model; the service wants one of them
+        # (API_AlgorithmSpecification: "You must specify either the algorithm name to the
+        # AlgorithmName parameter or the image URI of the algorithm container to the
+        # TrainingImage parameter").
+        raise validation_error(
+            "You must specify either AlgorithmName or TrainingImage in AlgorithmSpecification."
+        )
     uris = [
         (params["OutputDataConfig"]["S3OutputPath"], "OutputDataConfig.S3OutputPath"),
     ]

@@ -19,9 +19,11 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from steplift.emulation.server import client_went_away
 from steplift.testing.emulation import FaultKind
 from steplift_vertex.emulator.errors import ApiError, not_found, status_line, unavailable
 from steplift_vertex.emulator.secrets import is_secret_path, serve_secret_call
+from steplift_vertex.emulator.validation import refuse_unknown_fields
 from steplift_vertex.resources import ACCELERATOR_ENUM
 from steplift_vertex.status import STATE_NAMES
 
@@ -75,6 +77,9 @@ class VertexService:
         except ApiError as error:
             status, answer = error.http_code, error.body()
         except Exception as error:  # an emulator bug: answer like the service, keep serving
+            if client_went_away(error):
+                logger.debug("client went away during %s %s: %r", method, path, error)
+                raise  # no one to answer (wsgiref passes over a client gone)
             logger.exception("vertex emulator failed on %s %s", method, path)
             failure = ApiError("INTERNAL", f"emulator error: {error}")
             status, answer = failure.http_code, failure.body()
@@ -124,7 +129,8 @@ class VertexService:
         if collection:
             project, location = collection.group(2), collection.group(3)
             if method == "POST":
-                return 200, self._create(project, location, body, enums_as_ints)
+                version = collection.group(1)
+                return 200, self._create(project, location, body, enums_as_ints, version)
             return 200, self._list(project, location, query, enums_as_ints)
         assert resource is not None
         name = resource.group(2)
@@ -141,13 +147,19 @@ class VertexService:
         return 200, job_to_wire(emulator.jobs.get(name).resource, enums_as_ints)
 
     def _create(
-        self, project: str, location: str, body: dict[str, Any] | None, enums_as_ints: bool
+        self,
+        project: str,
+        location: str,
+        body: dict[str, Any] | None,
+        enums_as_ints: bool,
+        version: str = "v1",
     ) -> dict[str, Any]:
         if not body:
             raise ApiError(
                 "INVALID_ARGUMENT",
                 "List of found errors:\t1.Field: custom_job; Message: Required field is not set.",
             )
+        body = refuse_unknown_fields(body, version)
         if self.emulator.faults.refuse_create == "quota":
             raise ApiError(
                 "RESOURCE_EXHAUSTED",

@@ -1,6 +1,8 @@
 """What Vertex AI accepts in a request, refused the way it refuses.
 
-- a CustomJob to create: every problem listed in one INVALID_ARGUMENT message of the form
+- a CustomJob to create: a field its API version's message lacks is refused as Google's
+  JSON decoder refuses it (``Unknown name "..." at '...': Cannot find field.``), not echoed;
+  then every problem listed in one INVALID_ARGUMENT message of the form
   ``List of found errors: 1.Field: <path>; Message: <why>``;
 - the filter expressions of ``customJobs.list`` and ``entries:list`` (the common subset)::
 
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -25,13 +28,45 @@ from typing import Any
 
 from steplift_vertex.config import MAX_DISPLAY_NAME, check_labels
 from steplift_vertex.emulator.errors import ApiError
-from steplift_vertex.resources import check_machine
+from steplift_vertex.resources import BUILT_IN_GPU_MACHINES, check_machine
 
 MAX_WORKER_POOLS = 4
 MAX_REPLICAS = 1000
 MIN_BOOT_DISK_GB = 100
 MAX_BOOT_DISK_GB = 64000
 BOOT_DISK_TYPES = ("pd-ssd", "pd-standard", "hyperdisk-balanced")
+
+_CPU_MACHINE_SIZES: dict[str, tuple[int, ...]] = {
+    "n1-standard": (1, 2, 4, 8, 16, 32, 64, 96),
+    "n1-highmem": (2, 4, 8, 16, 32, 64, 96),
+    "n1-highcpu": (2, 4, 8, 16, 32, 64, 96),
+    "n2-standard": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+    "n2-highmem": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+    "n2-highcpu": (2, 4, 8, 16, 32, 48, 64, 80, 96),
+    "n2d-standard": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    "n2d-highmem": (2, 4, 8, 16, 32, 48, 64, 80, 96),
+    "n2d-highcpu": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+    "e2-standard": (2, 4, 8, 16, 32),
+    "e2-highmem": (2, 4, 8, 16),
+    "e2-highcpu": (2, 4, 8, 16, 32),
+    "c2-standard": (4, 8, 16, 30, 60),
+    "c2d-standard": (2, 4, 8, 16, 32, 56, 112),
+    "c2d-highmem": (2, 4, 8, 16, 32, 56, 112),
+    "c2d-highcpu": (2, 4, 8, 16, 32, 56, 112),
+    "m1-ultramem": (40, 80, 160),
+    "m1-megamem": (96,),
+}
+MACHINE_TYPES = frozenset(
+    [f"{family}-{size}" for family, sizes in _CPU_MACHINE_SIZES.items() for size in sizes]
+    + list(BUILT_IN_GPU_MACHINES)
+)
+"""Every machine type a worker pool may name: the predefined sizes of the CPU families Vertex
+AI custom training takes (Compute Engine's machine family pages: general-purpose N1, N2, N2D,
+E2; compute-optimized C2, C2D; memory-optimized M1) and the GPU machines of the accelerator
+families (G2 with L4; A2 high/mega/ultra with A100; A3 high/mega/ultra with H100/H200, as
+listed in Vertex AI's "Configure compute resources for custom training" and Compute Engine's
+"GPU machine types"; see ``steplift_vertex.resources``). A size a family lacks
+(``n1-standard-3``, ``a2-highgpu-3g``) is refused, as the service refuses it."""
 
 _DURATION = re.compile(r"^([0-9]+)(?:\.([0-9]{1,9}))?s$")
 
@@ -71,6 +106,67 @@ def validate_custom_job(job: dict[str, Any]) -> None:
         raise ApiError("INVALID_ARGUMENT", f"List of found errors:\t{listed}")
 
 
+@functools.cache
+def _custom_job_message(version: str) -> Any:
+    """The descriptor of API ``version``'s CustomJob message, from the protos that ship with
+    google-cloud-aiplatform (imported on the first create: about a second)."""
+    if version == "v1beta1":
+        from google.cloud.aiplatform_v1beta1.types import custom_job as v1beta1
+
+        return v1beta1.CustomJob.pb().DESCRIPTOR
+    from google.cloud.aiplatform_v1.types import custom_job as v1
+
+    return v1.CustomJob.pb().DESCRIPTOR
+
+
+def refuse_unknown_fields(job: dict[str, Any], version: str) -> dict[str, Any]:
+    """The body of a create with every field by its JSON name (the REST front end takes the
+    proto name too); INVALID_ARGUMENT, worded as Google's, for a field CustomJob lacks."""
+    found: list[str] = []
+    named: dict[str, Any] = _json_names(job, _custom_job_message(version), "custom_job", found)
+    if found:
+        raise ApiError("INVALID_ARGUMENT", "\n".join(found))
+    return named
+
+
+def _json_names(value: Any, message: Any, path: str, found: list[str]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    fields = {field.json_name: field for field in message.fields}
+    fields.update((field.name, field) for field in message.fields)
+    named: dict[str, Any] = {}
+    for key, item in value.items():
+        field = fields.get(key)
+        if field is None:
+            found.append(
+                f"Invalid JSON payload received. Unknown name \"{key}\" at '{path}': "
+                "Cannot find field."
+            )
+            continue
+        named[field.json_name] = item
+        inner = field.message_type
+        # Well-known types (Duration, Timestamp, Struct...) have JSON forms of their own.
+        if inner is None or inner.full_name.startswith("google.protobuf."):
+            continue
+        where = f"{path}.{field.name}"
+        if inner.GetOptions().map_entry:
+            entry = inner.fields_by_name["value"].message_type
+            if entry is not None and isinstance(item, dict):
+                named[field.json_name] = {
+                    name: _json_names(element, entry, f"{where}[{name}]", found)
+                    for name, element in item.items()
+                }
+        elif field.is_repeated:
+            if isinstance(item, list):
+                named[field.json_name] = [
+                    _json_names(element, inner, f"{where}[{index}]", found)
+                    for index, element in enumerate(item)
+                ]
+        else:
+            named[field.json_name] = _json_names(item, inner, where, found)
+    return named
+
+
 def _check_spec(spec: dict[str, Any], problem: Any) -> None:
     pools = spec.get("workerPoolSpecs")
     if not isinstance(pools, list) or not pools:
@@ -93,6 +189,11 @@ def _check_spec(spec: dict[str, Any], problem: Any) -> None:
         machine_type = machine.get("machineType")
         if not machine_type:
             problem(f"{where}.machine_spec.machine_type", "Required field is not set.")
+        elif not isinstance(machine_type, str) or machine_type not in MACHINE_TYPES:
+            problem(
+                f"{where}.machine_spec.machine_type",
+                f'Machine type "{machine_type}" is not supported.',
+            )
         else:
             accelerator = machine.get("acceleratorType")
             count = machine.get("acceleratorCount")
@@ -145,12 +246,17 @@ def now_rfc3339(moment: datetime | None = None) -> str:
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds)."""
-    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    """Parse an RFC 3339 timestamp (nanoseconds are cut to microseconds).
+
+    Cloud Logging's filters also take an offset without its colon: google-cloud-logging's
+    default filter is written with ``strftime("%Y-%m-%dT%H:%M:%S.%f%z")``, i.e. ``+0000``.
+    """
+    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:?\d\d)$", text.strip())
     if not match:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     fraction = (match.group(2) or "0")[:6].ljust(6, "0")
-    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    offset = match.group(3)
+    zone = "+00:00" if offset in ("Z", "z") else f"{offset[:3]}:{offset[-2:]}"
     return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}")
 
 
