@@ -412,10 +412,13 @@ def test_a_client_gone_mid_request_is_a_debug_line_not_a_traceback(
             client.sendall(half)
             if reset:  # closed with a reset instead of a TLS close or a FIN
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # The server's request threads may not have read the halves yet: wait for the debug line,
+    # then for every request to be handled, before reading stderr.
+    assert wait_until(
+        lambda: any("went away" in record.getMessage() for record in caplog.records), timeout=5
+    )
     assert wait_until(lambda: not request_threads(), timeout=5)  # every request handled
     assert "Traceback" not in capsys.readouterr().err
-    # Some ways of going pass unnoticed; the others are debug lines.
-    assert any("went away" in record.getMessage() for record in caplog.records)
 
 
 def request_threads() -> list[threading.Thread]:
