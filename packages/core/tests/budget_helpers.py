@@ -13,6 +13,7 @@ from steplift.polling import PollPolicy
 from steplift.states import JobState
 from steplift.store import ArtifactStore
 from steplift.testing import ConformanceClock
+from steplift.testing.memory import MemoryStore
 
 FAST = LaunchPolicy(
     poll=PollPolicy(initial=1.0, factor=1.0, maximum=1.0),
@@ -20,25 +21,6 @@ FAST = LaunchPolicy(
     cancel_timeout=5.0,
     shortest_run=1.0,
 )
-
-
-class MemoryStore:
-    """An artifact store in a dict."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-
-    def put(self, uri: str, data: bytes) -> None:
-        self.blobs[uri] = data
-
-    def get(self, uri: str) -> bytes:
-        return self.blobs[uri]
-
-    def exists(self, uri: str) -> bool:
-        return uri in self.blobs
-
-    def list(self, prefix: str) -> list[str]:
-        return sorted(uri for uri in self.blobs if uri.startswith(prefix))
 
 
 class MemoryOperator(StepOperator):

@@ -15,25 +15,7 @@ from steplift.polling import PollPolicy
 from steplift.states import FailureKind, JobState
 from steplift.store import ArtifactStore
 from steplift.testing import ConformanceClock
-
-
-class MemoryStore:
-    """An artifact store in a dict (receipts land here)."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-
-    def put(self, uri: str, data: bytes) -> None:
-        self.blobs[uri] = data
-
-    def get(self, uri: str) -> bytes:
-        return self.blobs[uri]
-
-    def exists(self, uri: str) -> bool:
-        return uri in self.blobs
-
-    def list(self, prefix: str) -> list[str]:
-        return sorted(uri for uri in self.blobs if uri.startswith(prefix))
+from steplift.testing.memory import MemoryStore
 
 
 class ScriptedOperator(StepOperator):

@@ -9,28 +9,12 @@ import pytest
 
 from steplift.errors import IntegrityError
 from steplift.payloads import PARALLEL_HASH_BYTES, read_payload, write_payload
-
-
-class DictStore:
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-
-    def put(self, uri: str, data: bytes) -> None:
-        self.blobs[uri] = bytes(data)
-
-    def get(self, uri: str) -> bytes:
-        return self.blobs[uri]
-
-    def exists(self, uri: str) -> bool:
-        return uri in self.blobs
-
-    def list(self, prefix: str) -> list[str]:
-        return sorted(uri for uri in self.blobs if uri.startswith(prefix))
+from steplift.testing.memory import MemoryStore
 
 
 @pytest.mark.parametrize("size", [0, 1000, PARALLEL_HASH_BYTES + 12_345])
 def test_bytes_are_stored_as_they_are_and_verified(size: int) -> None:
-    store = DictStore()
+    store = MemoryStore()
     data = os.urandom(size)
     ref = write_payload(store, "mem://a/output", data)
     assert ref.format == "bytes" and ref.uri == "mem://a/output.bin"
@@ -40,7 +24,7 @@ def test_bytes_are_stored_as_they_are_and_verified(size: int) -> None:
 
 
 def test_a_changed_blob_is_refused() -> None:
-    store = DictStore()
+    store = MemoryStore()
     ref = write_payload(store, "mem://a/output", os.urandom(3_000_000))
     store.blobs[ref.uri] = store.blobs[ref.uri][:-1] + b"\0"
     with pytest.raises(IntegrityError, match="digest mismatch"):
@@ -48,7 +32,7 @@ def test_a_changed_blob_is_refused() -> None:
 
 
 def test_plain_data_stays_json_and_the_rest_is_pickled() -> None:
-    store = DictStore()
+    store = MemoryStore()
     assert write_payload(store, "mem://j", {"a": [1, 2.5, None]}).format == "json"
     assert write_payload(store, "mem://p", bytearray(b"x")).format == "pickle"
     assert write_payload(store, "mem://t", (1, 2)).format == "pickle"

@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 
 import pytest
 from google.api_core import exceptions
-from vertex_support import MemoryStore, OperatorFactory
+from vertex_support import OperatorFactory
 
 from steplift.models import LogChunk, StepRunInfo
 from steplift.states import FailureKind, JobState
 from steplift.testing import launch_together
 from steplift.testing.emulation import Faults, ScriptStep
+from steplift.testing.memory import MemoryStore
 from steplift_vertex.clients import RetrySettings
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.requests import KEY_LABEL

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from vertex_support import MemoryStore, OperatorFactory
+from vertex_support import OperatorFactory
 
 from steplift.errors import ConfigError, StepFailed
 from steplift.models import JobHandle, StepRunInfo
@@ -17,6 +17,7 @@ from steplift.operator import LaunchObserver
 from steplift.states import FailureKind
 from steplift.testing import ConformanceClock
 from steplift.testing.emulation import FaultKind, Faults, free_port
+from steplift.testing.memory import MemoryStore
 from steplift_vertex.clients import JobNotCreated
 from steplift_vertex.emulator import VertexEmulator
 from steplift_vertex.emulator.errors import ApiError

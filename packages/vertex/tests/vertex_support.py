@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,31 +31,6 @@ def with_framework_images(emulator: VertexEmulator) -> VertexEmulator:
     for uri in FRAMEWORK_IMAGES:
         emulator.images.register(uri, sys.prefix)
     return emulator
-
-
-class MemoryStore:
-    """An artifact store in a dict: for tests of control-plane calls only, so that whole
-    launches (receipts) need no storage emulator."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-
-    def put(self, uri: str, data: bytes) -> None:
-        with self._lock:
-            self.blobs[uri] = data
-
-    def get(self, uri: str) -> bytes:
-        with self._lock:
-            return self.blobs[uri]
-
-    def exists(self, uri: str) -> bool:
-        with self._lock:
-            return uri in self.blobs
-
-    def list(self, prefix: str) -> list[str]:
-        with self._lock:
-            return sorted(uri for uri in self.blobs if uri.startswith(prefix))
 
 
 def job_client(emulator: VertexEmulator, version: str = "v1") -> Any:
