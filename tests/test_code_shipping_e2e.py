@@ -12,14 +12,11 @@ ever reached), and planted secrets never travel. A step defined in a real IPytho
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +27,7 @@ import pytest
 from steplift.emulation import Emulator, emulated_operator, operator_table
 from steplift.operator import StepOperator
 from steplift.store import join_uri
+from steplift.testing.wheels import make_wheel
 
 FLAVORS = ("local", "sagemaker", "vertex", "azureml")
 LAUNCH_TIMEOUT = 240.0
@@ -117,28 +115,6 @@ if __name__ == "__main__":
         results["main"] = from_main("defined in main")
     print("RESULT " + json.dumps(results), flush=True)
 '''
-
-
-def make_wheel(folder: Path, name: str, version: str, source: str) -> Path:
-    """A valid pure-Python wheel (METADATA, WHEEL, RECORD) built with zipfile alone."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}.py": source,
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: steplift-tests\n"
-        "Root-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return wheel
 
 
 def make_project(root: Path) -> Path:

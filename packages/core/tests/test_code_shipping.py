@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from steplift.flavors.local import FLAVOR, LocalStepOperator
 from steplift.launcher import StepLauncher, StepOptions, StepSpec
 from steplift.runs import Run, RunIndex
 from steplift.states import FailureKind
+from steplift.testing.wheels import make_wheel
 
 STEP = """
 from pathlib import Path
@@ -132,28 +130,6 @@ def test_bad_code_and_requirements_are_refused_before_anything_is_stored(
             options=StepOptions(),
         )
     assert not (tmp_path / "local").exists()  # nothing stored, nothing submitted
-
-
-def make_wheel(folder: Path, name: str, version: str, source: str) -> Path:
-    """A minimal pure-Python wheel, so pip installs without an index."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}.py": source,
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return wheel
 
 
 def job_log(launcher: StepLauncher, run_name: str) -> str:
