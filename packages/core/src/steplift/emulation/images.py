@@ -14,22 +14,19 @@ builders (threads, emulators in other processes) wait on one file lock and build
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from steplift.packaging.cache import CACHE_ENV, cache_root, file_lock
+
 __all__ = ["CACHE_ENV", "Image", "ImageRegistry", "find_interpreter", "parse_image_option"]
 
-CACHE_ENV = "STEPLIFT_CACHE"
-"""The variable naming steplift's cache folder (default ``~/.cache/steplift``)."""
 
 _READY = ".steplift-image-ready"
 """Written last into a stock environment: without it, a build was interrupted."""
@@ -84,8 +81,7 @@ def parse_image_option(option: str) -> tuple[str, str]:
 
 def default_cache_dir() -> Path:
     """``$STEPLIFT_CACHE/emulator-images`` (``~/.cache/steplift/emulator-images`` unset)."""
-    root = os.environ.get(CACHE_ENV) or str(Path.home() / ".cache" / "steplift")
-    return Path(root) / "emulator-images"
+    return cache_root() / "emulator-images"
 
 
 class ImageRegistry:
@@ -187,7 +183,7 @@ def build_stock_environment(cache_dir: Path, base_python: Path) -> Path:
     if (target / _READY).is_file():
         return python
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir / f"{key}.lock"):
+    with file_lock(cache_dir / f"{key}.lock"):
         if (target / _READY).is_file():
             return python  # another builder finished while we waited
         shutil.rmtree(target, ignore_errors=True)
@@ -218,14 +214,3 @@ def _build_env() -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV", "CONDA"))
     }
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # flock locks an open file description: threads of one process exclude each other too.
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

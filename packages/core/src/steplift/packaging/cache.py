@@ -31,7 +31,11 @@ def cache_root() -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing) while in the block.
+
+    ``flock`` locks an open file description, so threads of one process exclude each other
+    as well as processes of one machine."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +56,7 @@ def cached_folder(kind: str, key: str, make: Callable[[Path], None]) -> tuple[Pa
     final = root / kind / key
     if final.is_dir():
         return final, True
-    with _locked(root / "locks" / f"{kind}-{key}.lock"):
+    with file_lock(root / "locks" / f"{kind}-{key}.lock"):
         if final.is_dir():
             return final, True
         final.parent.mkdir(parents=True, exist_ok=True)
