@@ -24,7 +24,7 @@ from steplift_azureml.emulator.server import AzureMLEmulator
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the emulator in the foreground; print its endpoint and the client environment."""
-    from steplift.emulation.images import parse_image_option
+    from steplift.emulation.images import add_image_option, register_image_options
     from steplift.testing.emulation import serve_until_interrupted
     from steplift_azureml.emulator.storage import INSTALL_HINT, find_azurite
 
@@ -36,13 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not start Azurite (jobs then get no storage connection string)",
     )
-    parser.add_argument(
-        "--image",
-        action="append",
-        default=[],
-        metavar="URI=PATH",
-        help="run jobs on image URI with the Python environment or interpreter at PATH",
-    )
+    add_image_option(parser)
     parser.add_argument(
         "command",
         nargs=argparse.REMAINDER,
@@ -54,11 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"steplift: error: Azurite is needed for blobs; {INSTALL_HINT}", file=sys.stderr)
         return 2
     emulator = AzureMLEmulator(args.mode, port=args.port, azurite=not args.no_azurite)
-    try:
-        for option in args.image:
-            emulator.images.register(*parse_image_option(option))
-    except ValueError as error:
-        parser.error(str(error))
+    register_image_options(parser, emulator.images, args.image)
     if command:
         return run_against(emulator, command)
     return serve_until_interrupted(emulator, "Azure ML emulator", sys.stdout)

@@ -14,6 +14,7 @@ builders (threads, emulators in other processes) wait on one file lock and build
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -77,6 +78,30 @@ def parse_image_option(option: str) -> tuple[str, str]:
     if not sep or not uri or not path:
         raise ValueError(f"--image takes URI=PATH (an interpreter or environment), not {option!r}")
     return uri, path
+
+
+def add_image_option(parser: argparse.ArgumentParser) -> None:
+    """The emulators' repeatable ``--image URI=PATH`` command-line option."""
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="URI=PATH",
+        help="run jobs on image URI with the Python environment or interpreter at PATH "
+        "(other images: the stock image, standard library and pip only)",
+    )
+
+
+def register_image_options(
+    parser: argparse.ArgumentParser, registry: ImageRegistry, options: list[str]
+) -> None:
+    """Register every ``--image`` the command line gave; a malformed one is the parser's
+    usage error (exit 2)."""
+    try:
+        for option in options:
+            registry.register(*parse_image_option(option))
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def default_cache_dir() -> Path:

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from steplift.emulation.images import parse_image_option
+from steplift.emulation.images import add_image_option, register_image_options
 from steplift.testing.emulation import serve_until_interrupted
 
 from .server import SageMakerEmulator
@@ -27,22 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--quiet", action="store_true", help="do not echo job output lines")
-    parser.add_argument(
-        "--image",
-        action="append",
-        default=[],
-        metavar="URI=PATH",
-        help="run jobs on image URI with the Python environment or interpreter at PATH "
-        "(other images: the stock image, standard library and pip only)",
-    )
+    add_image_option(parser)
     args = parser.parse_args(argv)
     if not args.quiet:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         logging.getLogger("steplift_sagemaker.emulator.job_output").setLevel(logging.INFO)
     emulator = SageMakerEmulator(mode=args.mode, region=args.region, port=args.port)
-    try:
-        for option in args.image:
-            emulator.images.register(*parse_image_option(option))
-    except ValueError as error:
-        parser.error(str(error))
+    register_image_options(parser, emulator.images, args.image)
     return serve_until_interrupted(emulator, "steplift SageMaker emulator", sys.stdout)

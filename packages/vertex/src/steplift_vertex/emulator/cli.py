@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from steplift.emulation.images import parse_image_option
+from steplift.emulation.images import add_image_option, register_image_options
 from steplift.testing.emulation import serve_until_interrupted
 from steplift_vertex.emulator.server import DEFAULT_BUCKET, DEFAULT_PROJECT, VertexEmulator
 
@@ -40,13 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mode", choices=("execute", "scripted"), default="execute")
     parser.add_argument("--no-gcs", action="store_true", help="serve no Cloud Storage")
-    parser.add_argument(
-        "--image",
-        action="append",
-        default=[],
-        metavar="URI=PATH",
-        help="run jobs on image URI with the Python environment or interpreter at PATH",
-    )
+    add_image_option(parser)
     parser.add_argument(
         "script",
         nargs=argparse.REMAINDER,
@@ -66,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         buckets=options.bucket or [DEFAULT_BUCKET],
         gcs=not options.no_gcs,
     )
-    try:
-        for option in options.image:
-            emulator.images.register(*parse_image_option(option))
-    except ValueError as error:
-        parser.error(str(error))
+    register_image_options(parser, emulator.images, options.image)
     try:
         emulator.start()
     except (OSError, RuntimeError) as error:
